@@ -1,0 +1,160 @@
+"""A small typed reader over raw config objects that records problems instead of raising.
+
+Stack config arrives as plain JSON-ish values. Each `Reader` wraps one object at a key path,
+hands out typed fields, and at `finish()` reports every key it was never asked for as an
+unknown key with the closest known spelling, which catches typos such as ``podCIDR``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from components.problems import Problems
+
+T = TypeVar("T")
+
+_MISSING = object()
+
+
+def suggest(key: str, known: Sequence[str]) -> str:
+    """`; did you mean 'x'?` for the closest known key, or an empty string."""
+    lowered = {k.lower(): k for k in known}
+    if key.lower() in lowered:
+        return f"; did you mean '{lowered[key.lower()]}'?"
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def describe(value: object) -> str:
+    """A short, quoted rendering of a bad value for error messages."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class Reader:
+    """Typed access to one config object at `path`; unknown keys are reported by `finish()`."""
+
+    def __init__(self, raw: object, path: str, problems: Problems) -> None:
+        self.path = path
+        self.problems = problems
+        self._seen: set[str] = set()
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            problems.error(path, f"expected an object, got {describe(raw)}")
+            raw = {}
+        self._raw: Mapping[str, Any] = raw
+
+    # -- plumbing -----------------------------------------------------------------------
+    def key_path(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def has(self, key: str) -> bool:
+        return key in self._raw
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        self._seen.add(key)
+        return self._raw.get(key, default)
+
+    def error(self, key: str, message: str) -> None:
+        self.problems.error(self.key_path(key), message)
+
+    def finish(self) -> None:
+        known = sorted(self._seen)
+        for key in self._raw:
+            if key not in self._seen:
+                hint = suggest(key, known) or " (known keys: " + ", ".join(known) + ")"
+                self.problems.error(self.key_path(key), f"unknown key{hint}")
+
+    # -- typed fields -------------------------------------------------------------------
+    def string(
+        self, key: str, default: str | None = None, *, required: bool = False, pattern: str | None = None,
+        hint: str = "",
+    ) -> str | None:
+        value = self.raw(key, _MISSING)
+        if value is _MISSING or value is None:
+            if required:
+                self.error(key, f"is required{hint and ' (' + hint + ')'}")
+            return default
+        if not isinstance(value, str):
+            self.error(key, f"expected a string, got {describe(value)}")
+            return default
+        if pattern is not None and not re.fullmatch(pattern, value):
+            self.error(key, f"{describe(value)} does not match {hint or pattern}")
+            return default
+        return value
+
+    def integer(self, key: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+        value = self.raw(key, _MISSING)
+        if value is _MISSING or value is None:
+            return default
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(key, f"expected an integer, got {describe(value)}")
+            return default
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            self.error(key, f"{value} is out of range (expected {bounds})")
+            return default
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw(key, _MISSING)
+        if value is _MISSING or value is None:
+            return default
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            self.error(key, f"expected true or false, got {describe(value)}")
+            return default
+        return value
+
+    def choice(self, key: str, choices: Sequence[str], default: str) -> str:
+        value = self.string(key, default)
+        assert value is not None
+        if value not in choices:
+            self.error(key, f"{describe(value)} is not one of {', '.join(choices)}{suggest(value, choices)}")
+            return default
+        return value
+
+    def obj(self, key: str) -> Reader:
+        return Reader(self.raw(key), self.key_path(key), self.problems)
+
+    def items(self, key: str) -> Iterator[tuple[str, Any]]:
+        """(path, item) for each element of a list-valued key."""
+        value = self.raw(key, _MISSING)
+        if value is _MISSING or value is None:
+            return
+        if not isinstance(value, list):
+            self.error(key, f"expected a list, got {describe(value)}")
+            return
+        for index, item in enumerate(value):
+            yield f"{self.key_path(key)}[{index}]", item
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        out: list[str] = []
+        for path, item in self.items(key):
+            if isinstance(item, str):
+                out.append(item)
+            else:
+                self.problems.error(path, f"expected a string, got {describe(item)}")
+        return tuple(out)
+
+    def string_map(self, key: str) -> dict[str, str]:
+        value = self.raw(key, _MISSING)
+        if value is _MISSING or value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.error(key, f"expected an object of strings, got {describe(value)}")
+            return {}
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            if isinstance(v, bool) or not isinstance(v, (str, int)):
+                self.problems.error(f"{self.key_path(key)}.{k}", f"expected a string, got {describe(v)}")
+            else:
+                out[str(k)] = str(v)
+        return out
