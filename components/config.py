@@ -340,8 +340,10 @@ def _parse_taints(reader: Reader, key: str) -> tuple[Taint, ...]:
     return tuple(taints)
 
 
-def _parse_nodes(top: Reader) -> tuple[Node, ...]:
+def _parse_nodes(top: Reader) -> tuple[tuple[Node, ...], int]:
+    """The nodes that parsed, and the number of entries asking for role 'server'."""
     nodes: list[Node] = []
+    servers = 0
     names: dict[str, str] = {}
     addresses: dict[IPAddress, str] = {}
     for path, item in top.items("nodes"):
@@ -349,6 +351,7 @@ def _parse_nodes(top: Reader) -> tuple[Node, ...]:
         name = r.string("name", required=True)
         address_text = r.string("address", required=True)
         role = r.choice("role", ("server", "agent"), "agent")
+        servers += role == "server"
         labels = _parse_labels(r, "labels")
         taints = _parse_taints(r, "taints")
         storage = r.boolean("storage", True)
@@ -359,8 +362,8 @@ def _parse_nodes(top: Reader) -> tuple[Node, ...]:
         if address_text is not None and address is None:
             r.error("address", f"{describe(address_text)} is not an IPv4/IPv6 address")
         if name is not None and not DNS_LABEL_RE.fullmatch(name):
+            # Reported, but the node is kept so later checks (server count) do not cascade.
             r.error("name", f"{describe(name)} is not a valid DNS-1123 label (lowercase a-z, 0-9, '-', <= 63)")
-            name = None
         if name is not None and name in names:
             r.error("name", f"duplicate node name {name!r} (also {names[name]})")
         if address is not None and address in addresses:
@@ -371,11 +374,10 @@ def _parse_nodes(top: Reader) -> tuple[Node, ...]:
             addresses.setdefault(address, f"{path}.address")
         if name is not None and address is not None:
             nodes.append(Node(name, address, role, labels, taints, storage, user, port))  # type: ignore[arg-type]
-    return tuple(nodes)
+    return tuple(nodes), servers
 
 
-def _check_server_count(nodes: tuple[Node, ...], problems: Problems, path: str) -> None:
-    servers = sum(1 for n in nodes if n.role == "server")
+def _check_server_count(servers: int, problems: Problems, path: str) -> None:
     if servers == 0:
         problems.error(path, "no node has role 'server': embedded etcd needs 1, 3 or 5 servers")
     elif servers % 2 == 0:
@@ -769,7 +771,7 @@ def parse_stack_config(
         if key in SECRET_KEYS:
             if full_key not in secret_keys:
                 problems.error(full_key, f"is a secret but was set in plain text; run: {secret_command(key)}")
-            elif isinstance(value, str) and value:
+            if isinstance(value, str) and value:
                 secrets[key] = Secret(key, value)
             continue
         if key not in TOP_LEVEL_KEYS:
@@ -805,11 +807,11 @@ def parse_stack_config(
     if top.has("cleura"):
         top.error("cleura", "applies only to clusterKind 'cleura'")
         top.raw("cleura")
-    nodes = _parse_nodes(top)
+    nodes, server_count = _parse_nodes(top)
     if not top.has("nodes"):
         top.error("nodes", "is required for clusterKind 'k3s' (a list of {name, address, role})")
     else:
-        _check_server_count(nodes, problems, top_key_path("nodes"))
+        _check_server_count(server_count, problems, top_key_path("nodes"))
     network = _parse_network(top, nodes)
     ssh = _parse_ssh(top, secrets, {n.name for n in nodes})
     servers = tuple(n for n in nodes if n.role == "server")

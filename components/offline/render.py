@@ -1,0 +1,155 @@
+"""Offline render of a stack: every artefact the program would hand the engine, on disk.
+
+``python -m components.offline.render <stack> [--out build/render]`` runs the real program
+under mocks and writes ``<out>/<stack>/``:
+
+- ``resources.json``: every resource (type, name, parent, dependencies, provider, options,
+  inputs with secrets replaced by ``[secret]``),
+- ``scripts/<resource>.<create|update|delete>.sh``: every remote/local command script,
+- ``helm/<release>.yaml``: chart, repository, version, namespace and values of each release,
+- ``manifests/<kind>-<name>.yaml``: every other Kubernetes object and custom resource,
+- ``api/<resource>.json``: the API request body of each Gardener shoot.
+
+Reviewers diff two renders; CI runs shellcheck and schema validation on them. Secrets are
+redacted by construction and the written tree is then scanned for every secret's text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.offline.runner import PROJECT_ROOT, SECRET, ProgramFailed, Recording, Resource, run_program
+
+COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+GARDENER_SHOOT_SUFFIX = ":Shoot"
+NOT_MANIFESTS = ("kubernetes:helm.sh/", "pulumi:providers:", "kubernetes:yaml")
+
+
+def _file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _is_gardener_shoot(resource: Resource) -> bool:
+    return resource.type.startswith("pulumi-python:dynamic") and resource.type.endswith(GARDENER_SHOOT_SUFFIX)
+
+
+def scripts(resource: Resource) -> dict[str, str]:
+    """The create/update/delete scripts of a command resource (redacted)."""
+    inputs = resource.redacted_inputs()
+    return {phase: inputs[phase] for phase in ("create", "update", "delete") if isinstance(inputs.get(phase), str)}
+
+
+def helm_release(resource: Resource) -> dict[str, Any]:
+    inputs = resource.redacted_inputs()
+    repo_opts = inputs.get("repositoryOpts") or {}
+    return {
+        "name": inputs.get("name", resource.name),
+        "namespace": inputs.get("namespace"),
+        "chart": inputs.get("chart"),
+        "repo": repo_opts.get("repo") if isinstance(repo_opts, dict) else repo_opts,
+        "version": inputs.get("version"),
+        "values": inputs.get("values") or {},
+    }
+
+
+def manifest(resource: Resource) -> dict[str, Any]:
+    """A Kubernetes object as it would be applied (inputs already use apiVersion/kind/metadata)."""
+    inputs = resource.redacted_inputs()
+    inputs.pop("__defaults", None)
+    return inputs
+
+
+def api_body(resource: Resource) -> dict[str, Any]:
+    from components.gardener.spec import create_body_from_inputs
+
+    body: dict[str, Any] = create_body_from_inputs(resource.redacted_inputs())
+    return body
+
+
+def render(recording: Recording, out: Path) -> list[Path]:
+    """Write the render tree for `recording` under `out` (replaced) and return the files."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    written: list[Path] = []
+
+    def write(relative: str, text: str) -> None:
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+
+    dump: Callable[[Any], str] = lambda data: yaml.safe_dump(data, sort_keys=True, default_flow_style=False)  # noqa: E731
+    write("resources.json", recording.canonical_json() + "\n")
+    for resource in recording:
+        if resource.type in COMMAND_TYPES:
+            for phase, text in scripts(resource).items():
+                write(f"scripts/{_file_name(resource.name)}.{phase}.sh", text if text.endswith("\n") else text + "\n")
+        elif resource.type == HELM_RELEASE:
+            write(f"helm/{_file_name(resource.name)}.yaml", dump(helm_release(resource)))
+        elif _is_gardener_shoot(resource):
+            write(f"api/{_file_name(resource.name)}.create.json", json.dumps(api_body(resource), indent=2) + "\n")
+        elif resource.type.startswith("kubernetes:") and resource.custom and not resource.type.startswith(NOT_MANIFESTS):
+            body = manifest(resource)
+            kind = str(body.get("kind") or resource.type.rsplit(":", 1)[-1])
+            write(f"manifests/{_file_name(kind)}-{_file_name(resource.name)}.yaml", dump(body))
+    leaks = find_leaks(written, recording.secret_values)
+    if leaks:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise RuntimeError(f"refusing to keep a render that contains secret text: {', '.join(leaks)}")
+    return written
+
+
+def find_leaks(paths: list[Path], secret_values: frozenset[str]) -> list[str]:
+    """Files whose text contains any secret value (or any line of a multi-line secret)."""
+    needles: set[str] = set()
+    for value in secret_values:
+        if value == SECRET:
+            continue
+        needles.add(value)
+        needles.update(line.strip() for line in value.splitlines() if len(line.strip()) >= 16)
+    return [str(p) for p in paths if any(n in p.read_text() for n in needles)]
+
+
+def render_secrets(stack: str) -> dict[str, str]:
+    """Secrets for an offline render: the throwaway test key, never a real one."""
+    text = (PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text()
+    if "clusterKind: cleura" in text:
+        return {}
+    return {"platform:sshPrivateKey": (PROJECT_ROOT / "tests" / "fixtures" / "test_ssh_key").read_text()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("stack", help="stack name: renders Pulumi.<stack>.yaml")
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "build" / "render"), help="output directory")
+    args = parser.parse_args(argv)
+    if not (PROJECT_ROOT / f"Pulumi.{args.stack}.yaml").exists():
+        stacks = sorted(p.name[7:-5] for p in PROJECT_ROOT.glob("Pulumi.*.yaml"))
+        print(f"no stack file Pulumi.{args.stack}.yaml (stacks: {', '.join(stacks)})", file=sys.stderr)
+        return 2
+    try:
+        recording = run_program(args.stack, secrets=render_secrets(args.stack))
+    except ProgramFailed as failed:
+        cause = failed.__cause__
+        print(str(cause) if cause is not None else str(failed), file=sys.stderr)
+        return 1
+    target = Path(args.out) / args.stack
+    files = render(recording, target)
+    print(f"rendered {len(recording.resources)} resources into {len(files)} files under {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""Execute `__main__.py` under `pulumi.runtime.set_mocks` and record every registration.
+
+What is recorded is what the engine would see: type, name, parent, dependencies, provider,
+inputs (with the secret-ness of every value), and the resource options that change engine
+behaviour (`protect`, `delete_before_replace`, `additional_secret_outputs`, `ignore_changes`,
+...). Each run gets a fresh event loop and a fresh root stack, and waits for resources
+registered inside `apply` callbacks before returning. A program that raises makes
+`run_program` raise `ProgramFailed` with the original exception chained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import runpy
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SECRET = "[secret]"
+UNKNOWN = "[unknown]"
+FAKE_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: mock
+  cluster: {server: 'https://127.0.0.1:6443'}
+users:
+- name: mock
+  user: {token: mock-token}
+contexts:
+- name: mock
+  context: {cluster: mock, user: mock}
+current-context: mock
+"""
+
+
+class ProgramFailed(Exception):
+    """The program raised; the original exception is chained as `__cause__`."""
+
+
+@dataclass
+class Resource:
+    """One registration as the engine received it."""
+
+    type: str
+    name: str
+    urn: str
+    custom: bool
+    parent: str | None
+    dependencies: tuple[str, ...]
+    property_dependencies: dict[str, tuple[str, ...]]
+    provider: str | None
+    inputs: dict[str, Any]  # secrets unwrapped: only ever held in memory
+    secret_paths: frozenset[str]
+    options: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def is_secret(self, path: str) -> bool:
+        """True when the value at `path` (or an enclosing value) was registered as a secret."""
+        parts = path.split(".")
+        return any(".".join(parts[:i]) in self.secret_paths for i in range(1, len(parts) + 1))
+
+    def redacted_inputs(self) -> dict[str, Any]:
+        return _redact(self.inputs, self.secret_paths, "")
+
+
+@dataclass
+class Recording:
+    """Everything one program run registered, in registration order."""
+
+    stack: str
+    resources: list[Resource]
+    stack_outputs: dict[str, Any]
+    stack_output_secrets: frozenset[str]
+    secret_values: frozenset[str]
+
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(self.resources)
+
+    def of_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str) -> Resource:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+    def by_urn(self, urn: str) -> Resource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def ancestors(self, resource: Resource) -> list[Resource]:
+        out: list[Resource] = []
+        parent = resource.parent
+        while parent:
+            found = [r for r in self.resources if r.urn == parent]
+            if not found:
+                break
+            out.append(found[0])
+            parent = found[0].parent
+        return out
+
+    def depends_on(self, a: Resource, b: Resource) -> bool:
+        """True when `a` waits for `b`, directly or through any chain of dependencies."""
+        seen: set[str] = set()
+        stack = [a.urn]
+        index = {r.urn: r for r in self.resources}
+        while stack:
+            urn = stack.pop()
+            node = index.get(urn)
+            if node is None:
+                continue
+            deps = set(node.dependencies)
+            for values in node.property_dependencies.values():
+                deps.update(values)
+            for dep in deps:
+                if dep == b.urn:
+                    return True
+                if dep not in seen:
+                    seen.add(dep)
+                    stack.append(dep)
+                    # Waiting for a component means waiting for all of its children.
+                    stack.extend(r.urn for r in self.resources if r.parent == dep)
+        return False
+
+    def canonical_json(self) -> str:
+        """Byte-stable rendering of every registration (for determinism checks and renders)."""
+        return json.dumps(
+            [
+                {
+                    "type": r.type, "name": r.name, "parent": r.parent, "dependencies": sorted(r.dependencies),
+                    "provider": r.provider, "inputs": r.redacted_inputs(), "secrets": sorted(r.secret_paths),
+                    "options": r.options,
+                    "inputsSha256": hashlib.sha256(
+                        json.dumps(r.inputs, sort_keys=True, default=str).encode()
+                    ).hexdigest(),
+                }
+                for r in self.resources
+            ],
+            indent=2, sort_keys=True, default=str,
+        )
+
+
+def _walk_secrets(value: Any, path: str, found: set[str], plain: set[str]) -> Any:
+    """Unwrap RPC secret envelopes, noting each secret's path and plaintext."""
+    if rpc.is_rpc_secret(value):
+        found.add(path)
+        inner = rpc.unwrap_rpc_secret(value)
+        _collect_strings(inner, plain)
+        return _walk_secrets(inner, path, found, plain)
+    if isinstance(value, dict):
+        return {k: _walk_secrets(v, f"{path}.{k}" if path else k, found, plain) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_walk_secrets(v, f"{path}[{i}]", found, plain) for i, v in enumerate(value)]
+    if value == rpc.UNKNOWN:
+        return UNKNOWN
+    return value
+
+
+def _collect_strings(value: Any, out: set[str]) -> None:
+    if isinstance(value, str) and len(value) >= 6:
+        out.add(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _collect_strings(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            _collect_strings(v, out)
+
+
+def _redact(value: Any, secrets: frozenset[str], path: str) -> Any:
+    if path in secrets:
+        return SECRET
+    if isinstance(value, dict):
+        return {k: _redact(v, secrets, f"{path}.{k}" if path else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, secrets, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+class RecordingMocks(pulumi_mocks.Mocks):
+    """Resource outputs for the mock engine: inputs echoed back, plus plausible provider outputs."""
+
+    def __init__(self, command_stdout: Callable[[pulumi_mocks.MockResourceArgs], str] | None = None) -> None:
+        self.command_stdout = command_stdout
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        state = dict(args.inputs)
+        digest = hashlib.sha256(f"{args.typ}/{args.name}".encode()).hexdigest()
+        if args.typ.startswith("random:"):
+            length = int(state.get("length") or state.get("byteLength") or 32)
+            state.setdefault("result", digest[:length])
+            state.setdefault("hex", digest[:length])
+        if args.typ.startswith("command:"):
+            stdout = self.command_stdout(args) if self.command_stdout else ""
+            state.setdefault("stdout", stdout)
+            state.setdefault("stderr", "")
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+def default_command_stdout(args: pulumi_mocks.MockResourceArgs) -> str:
+    """Commands that print a kubeconfig get a fake one; every other command prints nothing."""
+    create = args.inputs.get("create")
+    text = json.dumps(create, default=str) if create is not None else ""
+    return FAKE_KUBECONFIG if "k3s.yaml" in text or "kubeconfig" in args.name else ""
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
+        super().__init__(mocks)
+        self.recorded: list[Resource] = []
+        self.secret_values: set[str] = set()
+        self.stack_outputs: dict[str, Any] = {}
+        self.stack_output_secrets: set[str] = set()
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)
+        pulumi_mocks._ensure_event_loop()
+        urn = self.make_urn(request.parent, request.type, request.name)
+        id_, state = self.mocks.new_resource(
+            pulumi_mocks.MockResourceArgs(
+                typ=request.type, name=request.name,
+                inputs=rpc.deserialize_properties(request.object), provider=request.provider,
+                resource_id=request.importId, custom=request.custom or False,
+            )
+        )
+        # As the engine does: outputs named in additionalSecretOutputs come back as secrets.
+        for key in request.additionalSecretOutputs:
+            if key in state and not rpc.is_rpc_secret(state[key]):
+                _collect_strings(state[key], self.secret_values)
+                state[key] = rpc.wrap_rpc_secret(state[key])
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_ or "", state)
+        response = resource_pb2.RegisterResourceResponse(
+            urn=urn, id=id_, object=_sync_await(rpc.serialize_properties(state, {}))
+        )
+        pulumi_mocks._ensure_event_loop()
+        raw = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        secret_paths: set[str] = set()
+        inputs = _walk_secrets(raw, "", secret_paths, set())
+        options = {
+            "protect": bool(request.protect),
+            "delete_before_replace": bool(request.deleteBeforeReplace),
+            "additional_secret_outputs": sorted(request.additionalSecretOutputs),
+            "ignore_changes": sorted(request.ignoreChanges),
+            "replace_on_changes": sorted(request.replaceOnChanges),
+            "retain_on_delete": bool(request.retainOnDelete),
+            "deleted_with": request.deletedWith or None,
+            "custom_timeouts": {
+                "create": request.customTimeouts.create, "update": request.customTimeouts.update,
+                "delete": request.customTimeouts.delete,
+            } if request.HasField("customTimeouts") else None,
+        }
+        providers = dict(request.providers)
+        self.recorded.append(
+            Resource(
+                type=request.type, name=request.name, urn=response.urn, custom=bool(request.custom),
+                parent=request.parent or None, dependencies=tuple(request.dependencies),
+                property_dependencies={k: tuple(v.urns) for k, v in request.propertyDependencies.items()},
+                provider=request.provider or (next(iter(providers.values())) if providers else None),
+                inputs=inputs, secret_paths=frozenset(secret_paths), options=options,
+            )
+        )
+        return response
+
+
+def stack_config(stack: str, overrides: Mapping[str, Any] | None = None,
+                 root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The stack file's `config:` block (plain values only), with `overrides` applied (None deletes)."""
+    path = root / f"Pulumi.{stack}.yaml"
+    data = yaml.safe_load(path.read_text()) if path.exists() else {}
+    config = dict((data or {}).get("config") or {})
+    for key, value in (overrides or {}).items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return config
+
+
+def run_program(
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    *,
+    preview: bool = False,
+    root: Path = PROJECT_ROOT,
+    command_stdout: Callable[[pulumi_mocks.MockResourceArgs], str] | None = default_command_stdout,
+    env: Mapping[str, str] | None = None,
+) -> Recording:
+    """Run `<root>/__main__.py` for `stack` under mocks and return what it registered.
+
+    `overrides` replace or (with None) delete `platform:*` keys of the stack file; `secrets`
+    are set as secret config values (as `pulumi config set --secret` would).
+    """
+    config = stack_config(stack, overrides, root)
+    for key, value in (secrets or {}).items():
+        config[key] = value
+    as_strings = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    secret_keys = sorted(secrets or {})
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    old_env = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    settings.ROOT.set(None)
+    pulumi.runtime.set_all_config(as_strings, secret_keys)
+    monitor = RecordingMonitor(RecordingMocks(command_stdout))
+    pulumi.runtime.set_mocks(monitor.mocks, project="platform", stack=stack, preview=preview, monitor=monitor)
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+
+    async def collect_exports() -> None:
+        # The mock root stack finished at set_mocks time, so exports are read off it here.
+        stack_resource = settings.get_root_resource()
+        for key, value in dict(getattr(stack_resource, "outputs", {}) or {}).items():
+            output = pulumi.Output.from_input(value)
+            resolved = await output.future(with_unknowns=True)
+            found: set[str] = set()
+            monitor.stack_outputs[key] = _walk_secrets(resolved, key, found, monitor.secret_values)
+            if await output.is_secret():
+                monitor.stack_output_secrets.add(key)
+                _collect_strings(resolved, monitor.secret_values)
+
+    def program() -> Any:
+        runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+        return collect_exports()
+
+    try:
+        _sync_await(run_pulumi_func(program))
+    except BaseException as exc:
+        raise ProgramFailed(f"the program for stack {stack!r} raised {type(exc).__name__}: {exc}") from exc
+    finally:
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        settings.ROOT.set(None)
+        pulumi.runtime.set_all_config({}, [])
+        loop.close()
+        asyncio.set_event_loop(None)
+    plain = set(monitor.secret_values) | {v for v in (secrets or {}).values() if len(v) >= 6}
+    return Recording(stack, monitor.recorded, monitor.stack_outputs, frozenset(monitor.stack_output_secrets),
+                     frozenset(plain))

@@ -1,0 +1,292 @@
+"""The config model: every validation rule, defaults, and round-trips (no Pulumi engine needed)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from ipaddress import ip_address, ip_network
+from typing import Any
+
+import pytest
+import yaml
+
+from components.config import StackConfig, parse_stack_config
+from components.offline.runner import PROJECT_ROOT
+from components.problems import ConfigError
+
+KEY = "platform:sshPrivateKey"
+
+
+def homelab() -> dict[str, Any]:
+    data = yaml.safe_load((PROJECT_ROOT / "Pulumi.homelab.yaml").read_text())["config"]
+    return copy.deepcopy(data)
+
+
+def parse(raw: dict[str, Any], *, with_key: bool = True, as_json: bool = False) -> StackConfig:
+    values: dict[str, Any] = {k: json.dumps(v) if as_json and not isinstance(v, str) else v for k, v in raw.items()}
+    secrets = frozenset()
+    if with_key:
+        values[KEY] = "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n"
+        secrets = frozenset({KEY})
+    return parse_stack_config(values, secrets, stack="test")
+
+
+def errors_of(raw: dict[str, Any], **kwargs: Any) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse(raw, **kwargs)
+    return caught.value.errors
+
+
+def one_error(raw: dict[str, Any], **kwargs: Any) -> str:
+    errors = errors_of(raw, **kwargs)
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+# -- valid configs ----------------------------------------------------------------------
+
+
+def test_homelab_parses_with_its_six_nodes() -> None:
+    cfg = parse(homelab())
+    assert [n.name for n in cfg.servers] == ["k3s-control-01", "k3s-control-02", "k3s-control-03"]
+    assert [str(n.address) for n in cfg.agents] == ["192.0.2.54", "192.0.2.55", "192.0.2.56"]
+    assert dict(cfg.servers[0].labels) == {"example.com/role": "control"}
+    assert dict(cfg.agents[0].labels) == {"example.com/role": "worker"}
+    assert cfg.k3s is not None and cfg.k3s.vip is not None and str(cfg.k3s.vip.address) == "192.0.2.49"
+    assert cfg.metallb is not None and cfg.metallb.pools[0].addresses[0].text == "192.0.2.50/32"
+    assert cfg.storage.kind == "longhorn"
+
+
+def test_homelab_pod_cidr_is_the_single_source_for_k3s_and_calico() -> None:
+    cfg = parse(homelab())
+    assert cfg.network is not None and cfg.network.pod_cidr == ip_network("10.42.0.0/16")
+    raw = homelab()
+    raw["platform:calico"]["ipPoolCidr"] = "172.31.0.0/16"  # the write-up's mismatch
+    assert "differs from platform:network.podCidr" in one_error(raw)
+
+
+def test_json_encoded_values_parse_like_objects() -> None:
+    assert parse(homelab(), as_json=True) == parse(homelab())
+
+
+def test_defaults_apply_when_sections_are_omitted() -> None:
+    raw = {"platform:nodes": [{"name": "a", "address": "192.0.2.10", "role": "server"}]}
+    cfg = parse(raw)
+    assert cfg.cluster_name == "test"
+    assert cfg.network is not None
+    assert (str(cfg.network.pod_cidr), str(cfg.network.service_cidr)) == ("10.42.0.0/16", "10.43.0.0/16")
+    assert cfg.network.cluster_dns == ip_address("10.43.0.10")
+    assert cfg.k3s is not None and cfg.k3s.api_endpoint == "192.0.2.10"
+    assert (cfg.k3s.etcd.heartbeat_interval_ms, cfg.k3s.etcd.election_timeout_ms) == (500, 5000)
+    assert cfg.k3s.firewall == "disabled" and cfg.k3s.failover_tuning
+    assert cfg.ssh is not None and (cfg.ssh.user, cfg.ssh.port) == ("root", 22)
+    assert cfg.charts["metallb"].version == "0.16.1"
+    assert cfg.storage.kind == "longhorn"
+
+
+def test_single_server_is_a_warning_not_an_error() -> None:
+    cfg = parse({"platform:nodes": [{"name": "a", "address": "192.0.2.10", "role": "server"}]})
+    assert any("single server" in w for w in cfg.warnings)
+
+
+def test_chart_version_and_repo_can_be_overridden_per_stack() -> None:
+    raw = homelab()
+    raw["platform:versions"]["charts"]["metallb"] = {"version": "0.16.2", "repo": "oci://mirror.example.com/metallb"}
+    pin = parse(raw).charts["metallb"]
+    assert (pin.chart, pin.version, pin.repo) == ("metallb", "0.16.2", "oci://mirror.example.com/metallb")
+
+
+def test_secret_never_shows_in_repr() -> None:
+    cfg = parse(homelab())
+    assert "BEGIN OPENSSH" not in repr(cfg)
+
+
+# -- one rule at a time -------------------------------------------------------------------
+
+
+def test_malformed_address_names_the_key_and_value() -> None:
+    raw = homelab()
+    raw["platform:nodes"][3]["address"] = "192.0.2.300"
+    assert one_error(raw) == "platform:nodes[3].address: '192.0.2.300' is not an IPv4/IPv6 address"
+
+
+def test_duplicate_node_name_is_rejected() -> None:
+    raw = homelab()
+    raw["platform:nodes"][4]["name"] = "k3s-worker-01"
+    assert "platform:nodes[4].name: duplicate node name 'k3s-worker-01'" in one_error(raw)
+
+
+def test_duplicate_node_address_is_rejected() -> None:
+    raw = homelab()
+    raw["platform:nodes"][5]["address"] = "192.0.2.51"
+    assert one_error(raw).startswith("platform:nodes[5].address: duplicate address 192.0.2.51")
+
+
+@pytest.mark.parametrize("name", ["K3s-Control", "node_1", "-edge", "a" * 64, "x.y"])
+def test_node_name_must_be_a_dns_1123_label(name: str) -> None:
+    raw = homelab()
+    raw["platform:nodes"][0]["name"] = name
+    assert "is not a valid DNS-1123 label" in one_error(raw)
+
+
+@pytest.mark.parametrize("servers", [0, 2, 4])
+def test_even_or_zero_server_count_is_rejected(servers: int) -> None:
+    nodes = [{"name": f"n{i}", "address": f"192.0.2.{10 + i}", "role": "server" if i < servers else "agent"}
+             for i in range(6)]
+    error = one_error({"platform:nodes": nodes})
+    assert error.startswith("platform:nodes: ")
+    assert ("even number" in error) if servers else ("no node has role 'server'" in error)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("podCidr", "10.42.0.1/16", "has host bits set (did you mean 10.42.0.0/16?)"),
+        ("serviceCidr", "10.43.0.0", "is not a CIDR"),
+        ("serviceCidr", "10.42.128.0/20", "overlaps platform:network.podCidr"),
+    ],
+)
+def test_bad_or_overlapping_cidrs_are_rejected(key: str, value: str, expected: str) -> None:
+    raw = homelab()
+    raw["platform:network"][key] = value
+    error = one_error(raw)
+    assert error.startswith(f"platform:network.{key}") and expected in error
+
+
+def test_node_network_overlapping_pod_cidr_is_rejected() -> None:
+    raw = homelab()
+    raw["platform:network"]["podCidr"] = "192.0.0.0/16"
+    errors = errors_of(raw)
+    assert any("overlaps platform:network.podCidr" in e for e in errors)
+    assert any("contains node k3s-control-01's address" in e for e in errors)
+
+
+def test_node_outside_every_node_network_is_rejected() -> None:
+    raw = homelab()
+    raw["platform:nodes"][2]["address"] = "198.51.100.7"
+    assert "node k3s-control-03 (198.51.100.7) lies in none of the node networks" in one_error(raw)
+
+
+def test_load_balancer_pool_overlapping_a_node_is_rejected() -> None:
+    raw = homelab()
+    raw["platform:metallb"]["pools"][0]["addresses"] = ["192.0.2.48/28"]
+    errors = errors_of(raw)
+    assert any(e.startswith("platform:metallb.pools[0].addresses[0]: 192.0.2.48/28 contains node k3s-control-01")
+               for e in errors)
+
+
+def test_load_balancer_pools_may_not_overlap_each_other() -> None:
+    raw = homelab()
+    raw["platform:metallb"]["pools"].append({"name": "second", "addresses": ["192.0.2.50-192.0.2.50"]})
+    assert "overlaps platform:metallb.pools[0].addresses[0]" in one_error(raw)
+
+
+def test_load_balancer_pool_overlapping_service_cidr_is_rejected() -> None:
+    raw = homelab()
+    raw["platform:metallb"]["pools"][0]["addresses"] = ["10.43.0.0/24"]
+    errors = errors_of(raw)
+    assert any("overlaps platform:network.serviceCidr" in e for e in errors)
+
+
+def test_l2_pool_outside_node_subnets_is_rejected() -> None:
+    raw = homelab()
+    raw["platform:metallb"]["pools"][0]["addresses"] = ["198.51.100.10/32"]
+    assert "is an L2 pool outside every node network" in one_error(raw)
+
+
+def test_vip_inside_a_load_balancer_pool_is_rejected() -> None:
+    raw = homelab()
+    raw["platform:metallb"]["pools"][0]["addresses"] = ["192.0.2.48/31"]
+    assert "contains the API VIP 192.0.2.49" in one_error(raw)
+
+
+@pytest.mark.parametrize("version", ["v1.34", "1.34.2+k3s1", "v1.34.2-k3s1", "latest"])
+def test_k3s_version_must_match_its_pattern(version: str) -> None:
+    raw = homelab()
+    raw["platform:versions"]["k3s"] = version
+    assert one_error(raw).startswith("platform:versions.k3s: ")
+
+
+def test_chart_version_must_be_exact() -> None:
+    raw = homelab()
+    raw["platform:versions"]["charts"]["longhorn"] = "1.x"
+    assert one_error(raw).startswith("platform:versions.charts.longhorn: '1.x' is not an exact chart version")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("labels", {"example.com/role": "not valid!"}, "is not a valid label value"),
+        ("labels", {"-bad/key": "x"}, "is not a valid label key"),
+        ("taints", ["dedicated=db"], "is not a taint"),
+        ("taints", ["dedicated=db:Sometimes"], "is not a taint"),
+    ],
+)
+def test_label_and_taint_syntax_is_checked(field: str, value: Any, expected: str) -> None:
+    raw = homelab()
+    raw["platform:nodes"][0][field] = value
+    error = one_error(raw)
+    assert error.startswith(f"platform:nodes[0].{field}") and expected in error
+
+
+def test_valid_taints_parse() -> None:
+    raw = homelab()
+    raw["platform:nodes"][0]["taints"] = ["node-role.kubernetes.io/control-plane:NoSchedule", "db=yes:NoExecute"]
+    assert [str(t) for t in parse(raw).nodes[0].taints] == [
+        "node-role.kubernetes.io/control-plane:NoSchedule", "db=yes:NoExecute"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda r: r["platform:network"].update(podCIDR="10.42.0.0/16"),
+         "platform:network.podCIDR: unknown key; did you mean 'podCidr'?"),
+        (lambda r: r.update({"platform:metalb": {}}), "platform:metalb: unknown key; did you mean 'metallb'?"),
+        (lambda r: r["platform:nodes"][0].update(adress="192.0.2.51"),
+         "platform:nodes[0].adress: unknown key; did you mean 'address'?"),
+        (lambda r: r["platform:k3s"]["etcd"].update(heartbeatInterval=100),
+         "platform:k3s.etcd.heartbeatInterval: unknown key; did you mean 'heartbeatIntervalMs'?"),
+    ],
+)
+def test_unknown_keys_suggest_the_closest_known_key(mutate: Any, expected: str) -> None:
+    raw = homelab()
+    mutate(raw)
+    assert one_error(raw) == expected
+
+
+def test_missing_ssh_key_says_the_exact_command() -> None:
+    error = one_error(homelab(), with_key=False)
+    assert error.startswith("platform:sshPrivateKey: required secret is not set; run: "
+                            "pulumi config set --secret platform:sshPrivateKey")
+
+
+def test_secret_set_in_plain_text_is_rejected() -> None:
+    raw = homelab()
+    raw[KEY] = "plaintext-key"
+    error = one_error(raw, with_key=False)
+    assert "is a secret but was set in plain text" in error and "--secret platform:sshPrivateKey" in error
+
+
+def test_etcd_s3_needs_its_secret_key() -> None:
+    raw = homelab()
+    raw["platform:k3s"]["etcd"]["s3"] = {"bucket": "etcd-backups", "accessKey": "AKIAEXAMPLE"}
+    assert "pulumi config set --secret platform:etcdS3SecretKey" in one_error(raw)
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    raw = homelab()
+    raw["platform:nodes"][3]["address"] = "192.0.2.300"  # 1 bad address
+    raw["platform:nodes"][4]["name"] = "k3s-worker-01"  # 2 duplicate name
+    raw["platform:nodes"][5]["name"] = "Worker_3"  # 3 not a DNS label
+    raw["platform:nodes"][2]["role"] = "agent"  # 4 two servers: even
+    raw["platform:network"]["serviceCidr"] = "10.42.0.0/24"  # 5 overlaps podCidr
+    raw["platform:metallb"]["pools"][0]["addresses"] = ["192.0.2.51/32"]  # 6 pool covers a node
+    raw["platform:versions"]["k3s"] = "v1.34"  # 7 version pattern
+    raw["platform:nodes"][0]["taints"] = ["nope"]  # 8 taint syntax
+    raw["platform:k3s"]["firewal"] = "managed"  # 9 typo
+    errors = errors_of(raw, with_key=False)  # 10 missing secret
+    assert len(errors) == 10, "\n".join(errors)
+    for fragment in ["nodes[3].address", "nodes[4].name", "nodes[5].name", "platform:nodes: 2 servers",
+                     "network.serviceCidr", "metallb.pools[0].addresses[0]", "versions.k3s", "nodes[0].taints[0]",
+                     "k3s.firewal: unknown key; did you mean 'firewall'?", "platform:sshPrivateKey"]:
+        assert any(fragment in e for e in errors), fragment
