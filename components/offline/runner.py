@@ -47,7 +47,14 @@ current-context: mock
 
 
 class ProgramFailed(Exception):
-    """The program raised; the original exception is chained as `__cause__`."""
+    """The program raised; the original exception is chained as `__cause__`.
+
+    `registered` holds what was registered before it failed (config errors must leave it empty).
+    """
+
+    def __init__(self, message: str, registered: list[Resource]) -> None:
+        super().__init__(message)
+        self.registered = registered
 
 
 @dataclass
@@ -344,7 +351,9 @@ def run_program(
     try:
         _sync_await(run_pulumi_func(program))
     except BaseException as exc:
-        raise ProgramFailed(f"the program for stack {stack!r} raised {type(exc).__name__}: {exc}") from exc
+        raise ProgramFailed(
+            f"the program for stack {stack!r} raised {type(exc).__name__}: {exc}", list(monitor.recorded)
+        ) from exc
     finally:
         for k, v in old_env.items():
             if v is None:

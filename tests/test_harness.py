@@ -1,0 +1,82 @@
+"""The offline runner itself: what it records must be what the engine would see."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from components.offline.runner import ProgramFailed, run_program
+
+PROGRAM = """
+import pulumi
+import pulumi_random as random
+from pulumi_command import remote
+
+class Box(pulumi.ComponentResource):
+    def __init__(self, name, opts=None):
+        super().__init__("platform:test:Box", name, None, opts)
+        token = random.RandomPassword(f"{name}-token", length=24, special=False,
+                                      opts=pulumi.ResourceOptions(parent=self, protect=True))
+
+        def later(value):
+            # Registered inside an apply: the runner must wait for it.
+            remote.Command(
+                f"{name}-late", create="echo hi", stdin=token.result,
+                connection=remote.ConnectionArgs(host="192.0.2.1", private_key=pulumi.Output.secret("PRIVATE-KEY-TEXT")),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[token], delete_before_replace=True,
+                                            additional_secret_outputs=["stdout"], ignore_changes=["triggers"]),
+            )
+            return value
+
+        self.token = token.result.apply(later)
+        self.register_outputs({"token": self.token})
+
+box = Box("box")
+pulumi.export("token", box.token)
+pulumi.export("plain", "visible")
+"""
+
+
+def write_program(tmp_path: Path, body: str) -> Path:
+    (tmp_path / "__main__.py").write_text(textwrap.dedent(body))
+    (tmp_path / "Pulumi.t.yaml").write_text("config: {}\n")
+    return tmp_path
+
+
+def test_records_types_parents_dependencies_and_options(tmp_path: Path) -> None:
+    rec = run_program("t", root=write_program(tmp_path, PROGRAM))
+    box, token, late = rec.named("box"), rec.named("box-token"), rec.named("box-late")
+    assert (box.type, box.custom) == ("platform:test:Box", False)
+    assert token.parent == box.urn and late.parent == box.urn
+    assert token.options["protect"] is True
+    assert late.options["delete_before_replace"] is True
+    assert "stdout" in late.options["additional_secret_outputs"]
+    assert late.options["ignore_changes"] == ["triggers"]
+    assert rec.depends_on(late, token) and not rec.depends_on(token, late)
+
+
+def test_waits_for_resources_created_in_apply_and_tracks_secrets(tmp_path: Path) -> None:
+    rec = run_program("t", root=write_program(tmp_path, PROGRAM))
+    late = rec.named("box-late")
+    assert late.is_secret("stdin") and late.is_secret("connection.privateKey")
+    assert not late.is_secret("create")
+    assert late.redacted_inputs()["stdin"] == "[secret]"
+    assert "token" in rec.stack_output_secrets and "plain" not in rec.stack_output_secrets
+    assert rec.stack_outputs["plain"] == "visible"
+    assert rec.named("box-token").inputs["length"] == 24
+
+
+def test_program_errors_fail_loudly(tmp_path: Path) -> None:
+    root = write_program(tmp_path, "import pulumi\nraise pulumi.RunError('bad config: platform:x')\n")
+    with pytest.raises(ProgramFailed, match="bad config: platform:x"):
+        run_program("t", root=root)
+
+
+def test_each_run_starts_from_a_clean_engine(tmp_path: Path) -> None:
+    root = write_program(tmp_path, PROGRAM)
+    first = run_program("t", root=root)
+    second = run_program("t", root=root)
+    assert [r.name for r in first] == [r.name for r in second]
+    assert first.canonical_json() == second.canonical_json()

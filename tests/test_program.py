@@ -1,0 +1,61 @@
+"""The whole program under mocks: every stack runs, runs identically twice, fails cleanly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.offline.render import render
+from components.offline.runner import ProgramFailed
+from tests.conftest import TEST_SSH_KEY, RunProgram, stack_files
+
+
+@pytest.mark.parametrize("stack", stack_files())
+def test_every_stack_file_runs_under_mocks(program: RunProgram, stack: str) -> None:
+    rec = program(stack)
+    assert rec.resources, f"stack {stack} registered nothing"
+    assert "kubeconfig" in rec.stack_output_secrets
+    assert all(r.type != "platform:placeholder" for r in rec)
+
+
+@pytest.mark.parametrize("stack", stack_files())
+def test_running_twice_registers_identical_inputs(program: RunProgram, stack: str) -> None:
+    assert program(stack).canonical_json() == program(stack).canonical_json()
+
+
+def test_ten_mistakes_give_ten_messages_and_no_resources(program: RunProgram) -> None:
+    overrides = {
+        "platform:nodes": [
+            {"name": "k3s-control-01", "address": "192.0.2.51", "role": "server", "taints": ["nope"]},
+            {"name": "k3s-control-02", "address": "192.0.2.52", "role": "server"},
+            {"name": "k3s-control-03", "address": "192.0.2.53", "role": "agent"},
+            {"name": "k3s-worker-01", "address": "192.0.2.300", "role": "agent"},
+            {"name": "k3s-worker-01", "address": "192.0.2.55", "role": "agent"},
+            {"name": "Worker_3", "address": "192.0.2.56", "role": "agent"},
+        ],
+        "platform:network": {"podCidr": "10.42.0.0/16", "serviceCidr": "10.42.0.0/24", "nodeCidrs": ["192.0.2.0/24"]},
+        "platform:metallb": {"pools": [{"name": "ingress", "addresses": ["192.0.2.51/32"]}]},
+        "platform:versions": {"k3s": "v1.34"},
+        "platform:k3s": {"vip": {"address": "192.0.2.49"}, "firewal": "managed"},
+    }
+    with pytest.raises(ProgramFailed) as failed:
+        program("homelab", overrides, secrets={})
+    message = str(failed.value.__cause__)
+    assert failed.value.registered == []
+    assert message.startswith("10 configuration error(s):"), message
+    assert message.count("\n  - ") == 10
+
+
+def test_render_writes_artefacts_without_secret_text(program: RunProgram, tmp_path: Path) -> None:
+    rec = program("homelab")
+    files = render(rec, tmp_path / "homelab")
+    assert (tmp_path / "homelab" / "resources.json") in files
+    key_lines = [line for line in TEST_SSH_KEY.splitlines() if len(line) > 20]
+    for path in files:
+        text = path.read_text()
+        assert not any(line in text for line in key_lines), path
+    listed = json.loads((tmp_path / "homelab" / "resources.json").read_text())
+    assert len(listed) == len(rec.resources)
+    assert any(p.suffix == ".sh" for p in files)
