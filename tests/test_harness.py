@@ -80,3 +80,18 @@ def test_each_run_starts_from_a_clean_engine(tmp_path: Path) -> None:
     second = run_program("t", root=root)
     assert [r.name for r in first] == [r.name for r in second]
     assert first.canonical_json() == second.canonical_json()
+
+
+def test_render_refuses_to_keep_secret_text_that_escaped_redaction(tmp_path: Path) -> None:
+    from components.offline.render import render
+
+    leaky = """
+import pulumi
+from pulumi_command import local
+key = pulumi.Config("platform").get("leaky")  # read as plain text: the secret escapes
+local.Command("leak", create=f"echo {key}")
+"""
+    rec = run_program("t", secrets={"platform:leaky": "SUPER-SECRET-TEXT"}, root=write_program(tmp_path, leaky))
+    with pytest.raises(RuntimeError, match="contains secret text"):
+        render(rec, tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("*.sh"))
