@@ -6,7 +6,8 @@ under mocks and writes ``<out>/<stack>/``:
 - ``resources.json``: every resource (type, name, parent, dependencies, provider, options,
   inputs with secrets replaced by ``[secret]``),
 - ``scripts/<resource>.<create|update|delete>.sh``: every remote/local command script,
-- ``helm/<release>.yaml``: chart, repository, version, namespace and values of each release,
+- ``helm/<release>.yaml``: chart, repository, version, namespace and values of each Helm
+  release (v3 Release) and chart (v4 Chart),
 - ``manifests/<kind>-<name>.yaml``: every other Kubernetes object and custom resource,
 - ``api/<resource>.json``: the API request body of each Gardener shoot.
 
@@ -30,7 +31,7 @@ import yaml
 from components.offline.runner import PROJECT_ROOT, SECRET, ProgramFailed, Recording, Resource, run_program
 
 COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
-HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 GARDENER_SHOOT_SUFFIX = ":Shoot"
 NOT_MANIFESTS = ("kubernetes:helm.sh/", "pulumi:providers:", "kubernetes:yaml")
 
@@ -95,7 +96,7 @@ def render(recording: Recording, out: Path) -> list[Path]:
         if resource.type in COMMAND_TYPES:
             for phase, text in scripts(resource).items():
                 write(f"scripts/{_file_name(resource.name)}.{phase}.sh", text if text.endswith("\n") else text + "\n")
-        elif resource.type == HELM_RELEASE:
+        elif resource.type in HELM_TYPES:
             write(f"helm/{_file_name(resource.name)}.yaml", dump(helm_release(resource)))
         elif _is_gardener_shoot(resource):
             write(f"api/{_file_name(resource.name)}.create.json", json.dumps(api_body(resource), indent=2) + "\n")

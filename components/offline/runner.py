@@ -143,7 +143,7 @@ class Recording:
         return False
 
     def canonical_json(self) -> str:
-        """Byte-stable rendering of every registration (for determinism checks and renders)."""
+        """Byte-stable rendering of every registration, sorted by URN (determinism checks, renders)."""
         return json.dumps(
             [
                 {
@@ -154,7 +154,8 @@ class Recording:
                         json.dumps(r.inputs, sort_keys=True, default=str).encode()
                     ).hexdigest(),
                 }
-                for r in self.resources
+                # Registration order varies with apply scheduling; the engine keys by URN.
+                for r in sorted(self.resources, key=lambda r: r.urn)
             ],
             indent=2, sort_keys=True, default=str,
         )

@@ -1,0 +1,240 @@
+"""The platform layer under mocks: what is registered, in which order, on which provider."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from components import platform
+from components.config import StackConfig, parse_stack_config
+from components.offline.runner import Recording, Resource
+from components.platform import PlatformLayer
+from tests.addons import schema
+from tests.addons.conftest import PROVIDER_TYPE, SSH_KEY, cleura, cleura_stack, homelab, homelab_raw, record
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+CRD_CHART = "kubernetes:helm.sh/v4:Chart"
+LAYER = "platform:platform:Layer"
+BGP = {
+    "platform:metallb": {
+        "pools": [{"name": "ingress-vip-pool", "addresses": ["192.0.2.50/32"]},
+                  {"name": "services", "addresses": ["198.51.100.0/28"], "advertise": "bgp"}],
+        "bgpPeers": [{"name": "core-router", "address": "192.0.2.1", "asn": 64513}],
+    },
+}
+
+
+def layer(cfg: StackConfig, captured: dict[str, Any] | None = None) -> Recording:
+    def build(provider: pulumi.ProviderResource) -> None:
+        built = PlatformLayer(f"{cfg.cluster_name}-platform", cfg, pulumi.ResourceOptions(providers=[provider]))
+        if captured is not None:
+            built.ready.apply(lambda value: captured.__setitem__("ready", value))
+            captured["storage_class"] = built.storage.storage_class
+    return record(build)
+
+
+@pytest.fixture(scope="module")
+def homelab_run() -> Recording:
+    return layer(homelab())
+
+
+def one(rec: Recording, type_: str, suffix: str) -> Resource:
+    matches = [r for r in rec if r.type == type_ and r.name.endswith(suffix)]
+    assert len(matches) == 1, [r.name for r in rec if r.type == type_]
+    return matches[0]
+
+
+def releases(rec: Recording) -> dict[str, Resource]:
+    return {r.inputs["chart"]: r for r in rec.of_type(RELEASE)}
+
+
+def custom_resources(rec: Recording) -> list[Resource]:
+    return [r for r in rec if r.custom and r.type.startswith("kubernetes:") and "spec" in r.inputs
+            and "apiVersion" in r.inputs]
+
+
+# -- what is installed ----------------------------------------------------------------------
+
+
+def test_homelab_gets_calico_metallb_and_longhorn(homelab_run: Recording) -> None:
+    components = sorted(r.type for r in homelab_run if r.type.startswith("platform:"))
+    assert components == ["platform:calico:Calico", "platform:metallb:MetalLB", LAYER, "platform:storage:Longhorn"]
+    assert sorted(releases(homelab_run)) == ["longhorn", "metallb", "tigera-operator"]
+    (crds,) = homelab_run.of_type(CRD_CHART)
+    assert (crds.inputs["chart"], crds.inputs["version"]) == ("crd.projectcalico.org.v1", "v3.32.1")
+    kinds = sorted(r.inputs["kind"] for r in custom_resources(homelab_run))
+    assert kinds == ["APIServer", "IPAddressPool", "Installation", "L2Advertisement"]
+
+
+def test_plan_matches_what_is_built() -> None:
+    assert platform.plan(homelab()) == ("calico", "metallb", "longhorn")
+    assert platform.plan(homelab({"platform:calico": {"enabled": False}})) == ("metallb", "longhorn")
+    assert platform.plan(cleura()) == ("cinder",)
+
+
+def test_nothing_is_installed_twice(homelab_run: Recording) -> None:
+    charts = [r.inputs["chart"] for r in homelab_run.of_type(RELEASE)] + [
+        r.inputs["chart"] for r in homelab_run.of_type(CRD_CHART)]
+    assert len(charts) == len(set(charts))
+    objects = [(r.inputs.get("apiVersion", r.type), r.inputs.get("kind"), r.inputs["metadata"].get("namespace"),
+                r.inputs["metadata"]["name"]) for r in homelab_run if "metadata" in r.inputs]
+    assert len(objects) == len(set(objects)), objects
+    names = [r.name for r in homelab_run]
+    assert len(names) == len(set(names))
+
+
+def test_every_kubernetes_resource_uses_the_layer_provider(homelab_run: Recording) -> None:
+    (provider,) = homelab_run.of_type(PROVIDER_TYPE)
+    kube = [r for r in homelab_run if r.type.startswith("kubernetes:")]
+    assert kube
+    for resource in kube:
+        assert resource.provider is not None and resource.provider.startswith(provider.urn), resource.name
+
+
+def test_children_are_parented_and_named_after_their_component(homelab_run: Recording) -> None:
+    (root,) = homelab_run.of_type(LAYER)
+    for resource in homelab_run:
+        if resource.type in (LAYER, PROVIDER_TYPE):
+            continue
+        parent = homelab_run.by_urn(resource.parent or "")
+        assert resource.name.startswith(f"{parent.name}-"), (resource.name, parent.name)
+        assert root in homelab_run.ancestors(resource)
+
+
+# -- ordering -------------------------------------------------------------------------------
+
+
+def test_calico_crds_then_operator_then_installation(homelab_run: Recording) -> None:
+    crds = one(homelab_run, CRD_CHART, "-calico-crds")
+    operator = one(homelab_run, RELEASE, "-calico-operator")
+    installation = one(homelab_run, "kubernetes:operator.tigera.io/v1:Installation", "-installation")
+    assert homelab_run.depends_on(operator, crds)
+    assert homelab_run.depends_on(installation, operator)
+
+
+def test_metallb_and_storage_wait_for_a_working_cni_not_for_each_other(homelab_run: Recording) -> None:
+    installation = one(homelab_run, "kubernetes:operator.tigera.io/v1:Installation", "-installation")
+    metallb_chart = releases(homelab_run)["metallb"]
+    longhorn_chart = releases(homelab_run)["longhorn"]
+    namespace = one(homelab_run, "kubernetes:core/v1:Namespace", "-metallb-namespace")
+    for resource in (metallb_chart, longhorn_chart, namespace):
+        assert homelab_run.depends_on(resource, installation), resource.name
+    assert not homelab_run.depends_on(metallb_chart, longhorn_chart)
+    assert not homelab_run.depends_on(longhorn_chart, metallb_chart)
+
+
+def test_metallb_custom_resources_follow_the_chart_and_their_pools() -> None:
+    rec = layer(homelab(BGP))
+    chart = releases(rec)["metallb"]
+    pools = rec.of_type("kubernetes:metallb.io/v1beta1:IPAddressPool")
+    assert len(pools) == 2
+    dependents = [r for r in custom_resources(rec) if r.inputs["apiVersion"].startswith("metallb.io")]
+    assert {r.inputs["kind"] for r in dependents} == {"IPAddressPool", "L2Advertisement", "BGPAdvertisement", "BGPPeer"}
+    for resource in dependents:
+        assert rec.depends_on(resource, chart), resource.name
+        if resource.inputs["kind"] != "IPAddressPool":
+            assert all(rec.depends_on(resource, pool) for pool in pools), resource.name
+    (peer,) = rec.of_type("kubernetes:metallb.io/v1beta2:BGPPeer")
+    assert peer.inputs["spec"] == {"myASN": 64512, "peerASN": 64513, "peerAddress": "192.0.2.1"}
+
+
+def test_installation_waits_for_calico_to_be_ready(homelab_run: Recording) -> None:
+    installation = one(homelab_run, "kubernetes:operator.tigera.io/v1:Installation", "-installation")
+    assert installation.inputs["metadata"]["annotations"] == {"pulumi.com/waitFor": "condition=Ready"}
+    assert installation.options["custom_timeouts"]["create"] == "20m"
+
+
+def test_layer_ready_resolves_and_names_the_default_class() -> None:
+    captured: dict[str, Any] = {}
+    layer(homelab(), captured)
+    assert captured == {"ready": True, "storage_class": "longhorn"}
+
+
+# -- cluster kinds and choices --------------------------------------------------------------
+
+
+def test_gardener_shoot_gets_only_cinder_and_no_kubernetes_objects() -> None:
+    captured: dict[str, Any] = {}
+    rec = layer(cleura(), captured)
+    assert [r.type for r in rec if r.type.startswith("platform:")] == [LAYER, "platform:storage:Cinder"]
+    assert [r for r in rec if r.type.startswith("kubernetes:")] == []
+    assert captured == {"ready": True, "storage_class": "default"}
+
+
+def test_the_repositorys_cleura_stack_builds_only_cinder() -> None:
+    cfg = cleura_stack()
+    rec = layer(cfg)
+    assert [r.type for r in rec if r.type.startswith("platform:")] == [LAYER, "platform:storage:Cinder"]
+
+
+def test_without_calico_nothing_waits_for_a_cni() -> None:
+    rec = layer(homelab({"platform:calico": {"enabled": False}}))
+    assert not [r for r in rec if "calico" in r.name or "tigera" in r.type]
+    metallb_chart = releases(rec)["metallb"]
+    assert [d for d in metallb_chart.dependencies if "calico" in d] == []
+
+
+def storage_subtree(rec: Recording) -> set[str]:
+    roots = {r.urn for r in rec if r.type.startswith("platform:storage:")}
+    return {r.urn for r in rec if r.urn in roots or any(a.urn in roots for a in rec.ancestors(r))}
+
+
+def fingerprint(rec: Recording, exclude: set[str]) -> list[str]:
+    return sorted(json.dumps([r.type, r.name, r.parent, sorted(r.dependencies), r.redacted_inputs()],
+                             sort_keys=True, default=str) for r in rec if r.urn not in exclude)
+
+
+def test_switching_longhorn_to_openebs_changes_only_the_storage_component() -> None:
+    before = layer(homelab())
+    after = layer(homelab({"platform:storage": {"kind": "openebs", "openebs": {"engine": "hostpath"}}}))
+    assert fingerprint(before, storage_subtree(before)) == fingerprint(after, storage_subtree(after))
+    assert sorted(releases(after)) == ["metallb", "openebs", "tigera-operator"]
+    assert "platform:storage:OpenEBS" in {r.type for r in after}
+
+
+@pytest.mark.parametrize("engine", ["lvm", "zfs", "mayastor"])
+def test_openebs_engine_classes_follow_the_release(engine: str) -> None:
+    rec = layer(homelab({"platform:storage": {"kind": "openebs", "openebs": {"engine": engine}}}))
+    (sc,) = rec.of_type("kubernetes:storage.k8s.io/v1:StorageClass")
+    assert rec.depends_on(sc, releases(rec)["openebs"])
+    assert sc.inputs["metadata"]["annotations"] == {"storageclass.kubernetes.io/is-default-class": "true"}
+
+
+def test_longhorn_backup_credentials_are_a_secret_created_before_the_release() -> None:
+    key = "platform:longhornBackupSecretKey"
+    raw = homelab_raw({"platform:storage": {"kind": "longhorn", "longhorn": {
+        "backup": {"target": "s3://backups@eu-north-1/", "accessKeyId": "AKIAEXAMPLE"}}}})
+    raw[key] = "backup-secret-value"
+    rec = layer(parse_stack_config(raw, frozenset({SSH_KEY, key}), stack="homelab"))
+    (secret,) = rec.of_type("kubernetes:core/v1:Secret")
+    assert secret.is_secret("stringData.AWS_SECRET_ACCESS_KEY")
+    assert "backup-secret-value" not in json.dumps(secret.redacted_inputs())
+    assert rec.depends_on(releases(rec)["longhorn"], secret)
+    assert "backup-secret-value" not in json.dumps(releases(rec)["longhorn"].inputs)
+
+
+# -- conformance of what is actually registered ---------------------------------------------
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, BGP,
+    {"platform:calico": {"encapsulation": "VXLAN", "goldmane": True, "whisker": True}},
+    {"platform:storage": {"kind": "openebs", "openebs": {"engine": "mayastor"}}},
+])
+def test_registered_releases_and_custom_resources_conform(conformance: Path, overrides: dict[str, Any]) -> None:
+    rec = layer(homelab(overrides))
+    checked = 0
+    for resource in rec.of_type(RELEASE):
+        found = schema.check_values(resource.inputs["chart"], resource.inputs["version"], resource.inputs["values"],
+                                    conformance)
+        assert found.errors == [] and found.warnings == [], resource.name
+        checked += 1
+    for resource in custom_resources(rec):
+        assert schema.has_crd(resource.inputs["apiVersion"], resource.inputs["kind"], conformance), resource.name
+        assert schema.validate_custom_resource(resource.inputs, conformance) == [], resource.name
+        checked += 1
+    assert checked >= 5
