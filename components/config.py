@@ -240,17 +240,36 @@ class OpenEBS:
     mayastor_replicas: int = 3
 
 
+LONGHORN_DISK_LABEL = "node.longhorn.io/create-default-disk"
+MAYASTOR_LABEL = "openebs.io/engine"
+
+
 @dataclass(frozen=True)
 class Storage:
     kind: Literal["longhorn", "openebs", "cinder"]
     longhorn: Longhorn | None = None
     openebs: OpenEBS | None = None
 
+    def node_labels(self, node: Node) -> dict[str, str]:
+        """Labels this storage choice needs on `node` (merged into its K3s node labels).
+
+        Storage nodes (``storage: true``) get Longhorn's create-default-disk label, or for
+        Mayastor the ``openebs.io/engine=mayastor`` label its io-engine DaemonSet selects.
+        """
+        if not node.storage:
+            return {}
+        if self.kind == "longhorn":
+            return {LONGHORN_DISK_LABEL: "true"}
+        if self.kind == "openebs" and self.openebs and self.openebs.engine == "mayastor":
+            return {MAYASTOR_LABEL: "mayastor"}
+        return {}
+
     @property
     def host_prerequisites(self) -> frozenset[str]:
         """What the hosts must provide for this storage choice (feeds K3s host preparation)."""
         if self.kind == "longhorn":
-            return frozenset({"iscsi", "nfs"})
+            # iSCSI for every volume; the NFS client only for RWX (share-manager) volumes.
+            return frozenset({"iscsi", "nfs"} if self.longhorn is None or self.longhorn.rwx else {"iscsi"})
         if self.kind == "openebs" and self.openebs and self.openebs.engine == "mayastor":
             return frozenset({"nvme-tcp", "hugepages"})
         if self.kind == "openebs" and self.openebs and self.openebs.engine == "lvm":
@@ -340,6 +359,21 @@ def _parse_taints(reader: Reader, key: str) -> tuple[Taint, ...]:
     return tuple(taints)
 
 
+KUBELET_LABEL_PREFIXES = ("kubelet.kubernetes.io/", "node.kubernetes.io/")
+KUBELET_LABELS = frozenset({
+    "kubernetes.io/hostname", "kubernetes.io/arch", "kubernetes.io/os", "beta.kubernetes.io/arch",
+    "beta.kubernetes.io/os", "beta.kubernetes.io/instance-type", "failure-domain.beta.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/zone", "topology.kubernetes.io/region", "topology.kubernetes.io/zone",
+})
+
+
+def _kubelet_may_not_set(key: str) -> bool:
+    """Labels K3s passes as kubelet --node-labels must pass the NodeRestriction rules."""
+    prefix = key.split("/", 1)[0] if "/" in key else ""
+    restricted = any(prefix == ns or prefix.endswith("." + ns) for ns in ("kubernetes.io", "k8s.io"))
+    return restricted and key not in KUBELET_LABELS and not key.startswith(KUBELET_LABEL_PREFIXES)
+
+
 def _parse_nodes(top: Reader) -> tuple[tuple[Node, ...], int]:
     """The nodes that parsed, and the number of entries asking for role 'server'."""
     nodes: list[Node] = []
@@ -353,6 +387,11 @@ def _parse_nodes(top: Reader) -> tuple[tuple[Node, ...], int]:
         role = r.choice("role", ("server", "agent"), "agent")
         servers += role == "server"
         labels = _parse_labels(r, "labels")
+        for label_key, _ in labels:
+            if _kubelet_may_not_set(label_key):
+                r.error(f"labels.{label_key}", "the kubelet may not set labels in the kubernetes.io / k8s.io "
+                                               "namespaces (NodeRestriction) and K3s would not start; use your "
+                                               "own prefix, e.g. example.com/role")
         taints = _parse_taints(r, "taints")
         storage = r.boolean("storage", True)
         user = r.string("user", pattern=r"[a-z_][a-z0-9_-]{0,31}", hint="a POSIX user name")
@@ -447,10 +486,10 @@ def _parse_ssh(top: Reader, secrets: Mapping[str, Secret], node_names: set[str])
     user = r.string("user", "root", pattern=r"[a-z_][a-z0-9_-]{0,31}", hint="a POSIX user name") or "root"
     port = r.integer("port", 22, minimum=1, maximum=65535)
     host_keys = r.string_map("hostKeys")
-    for name, key in host_keys.items():
+    for name, host_key in host_keys.items():
         if name not in node_names:
             r.error(f"hostKeys.{name}", f"no node is named {name!r}{suggest(name, sorted(node_names))}")
-        if not re.fullmatch(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+", key):
+        if not re.fullmatch(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+", host_key):
             r.error(f"hostKeys.{name}", "expected '<type> <base64>' as in ssh-keyscan output (no host name)")
     bastion: Bastion | None = None
     if r.has("bastion"):
@@ -480,7 +519,9 @@ def _parse_etcd(k: Reader, secrets: Mapping[str, Secret]) -> Etcd:
     if election < 5 * heartbeat:
         e.error("electionTimeoutMs", f"{election} must be at least 5x heartbeatIntervalMs ({heartbeat})")
     schedule = e.string("snapshotSchedule")
-    if schedule is not None and len(schedule.split()) != 5:
+    if schedule is not None and (
+        len(schedule.split()) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*?,/-]+", f) for f in schedule.split())
+    ):
         e.error("snapshotSchedule", f"{describe(schedule)} is not a 5-field cron expression")
         schedule = None
     retention = e.integer("snapshotRetention", 5, minimum=1, maximum=1000)
@@ -590,21 +631,42 @@ def _parse_calico(top: Reader, network: Network | None) -> Calico:
             )
     nat = c.boolean("natOutgoing", True)
     block = c.integer("blockSize", 26, minimum=20, maximum=32)
-    if network is not None and block < network.pod_cidr.prefixlen:
+    if network is not None and network.pod_cidr.version == 4 and block < network.pod_cidr.prefixlen:
         c.error("blockSize", f"/{block} is larger than podCidr {network.pod_cidr}")
     mtu = c.integer("mtu", 0, minimum=0, maximum=9000)
     if mtu and mtu < 1000:
         c.error("mtu", f"{mtu} is too small (0 means auto-detect)")
+    if network is not None and network.pod_cidr.version != 4:
+        top.problems.error(f"{NAMESPACE}:network.podCidr", "the Calico layer supports IPv4 pod networks only")
     ad = c.obj("nodeAddressAutodetection")
-    method = ad.choice("method", AUTODETECTION_METHODS, "firstFound")
+    # Default: the node's Kubernetes InternalIP (K3s --node-ip). firstFound can pick kube-vip's
+    # API VIP, which sits as a second address on the leader's interface.
+    method = ad.choice("method", AUTODETECTION_METHODS, "kubernetes")
     value = ad.string("value", "") or ""
     if method in ("canReach", "interface", "skipInterface", "cidrs") and not value:
         ad.error("value", f"method {method} needs a value")
+    if method == "kubernetes" and value not in ("", "NodeInternalIP"):
+        ad.error("value", f"{describe(value)}: method kubernetes supports only NodeInternalIP")
+    if method == "kubernetes":
+        value = "NodeInternalIP"
+    if method == "cidrs":
+        for cidr in filter(None, (v.strip() for v in value.split(","))):
+            if parse_cidr(cidr)[0] is None:
+                ad.error("value", f"{describe(cidr)} is not a CIDR (method cidrs takes a comma-separated list)")
+    if method == "canReach" and value and parse_ip(value) is None and not DNS_NAME_RE.fullmatch(value):
+        ad.error("value", f"{describe(value)} is neither an address nor a DNS name")
+    if method == "firstFound":
+        value = ""
     ad.finish()
     goldmane = c.boolean("goldmane", False)
     whisker = c.boolean("whisker", False)
+    if whisker and not goldmane:
+        c.error("whisker", "Whisker shows the flows Goldmane aggregates; enable goldmane too")
     c.finish()
     return Calico(enabled, encapsulation, nat, block, mtu, method, value, goldmane, whisker)
+
+
+RESERVED_ASNS = {23456: "AS_TRANS, RFC 6793", 65535: "RFC 7300", 4294967295: "RFC 7300"}
 
 
 def _parse_metallb(top: Reader, nodes: tuple[Node, ...], network: Network | None) -> MetalLB:
@@ -614,6 +676,8 @@ def _parse_metallb(top: Reader, nodes: tuple[Node, ...], network: Network | None
     seen: list[tuple[str, AddressRange]] = []
     names: set[str] = set()
     my_asn = m.integer("myAsn", 64512, minimum=1, maximum=4294967295)
+    if my_asn in RESERVED_ASNS:
+        m.error("myAsn", f"{my_asn} is a reserved ASN ({RESERVED_ASNS[my_asn]})")
     for path, item in m.items("pools"):
         p = Reader(item, path, m.problems)
         name = p.string("name", required=True)
@@ -642,7 +706,7 @@ def _parse_metallb(top: Reader, nodes: tuple[Node, ...], network: Network | None
                     m.problems.error(apath, f"{text} is an L2 pool outside every node network (network.nodeCidrs)")
             seen.append((apath, rng))
             ranges.append(rng)
-        if not ranges:
+        if not ranges and not p.raw("addresses"):
             p.error("addresses", "a pool needs at least one CIDR or a-b range")
         auto = p.boolean("autoAssign", True)
         p.finish()
@@ -659,11 +723,21 @@ def _parse_metallb(top: Reader, nodes: tuple[Node, ...], network: Network | None
         if p.has("address") and address is None:
             p.error("address", "is not an IPv4/IPv6 address")
         asn = p.integer("asn", 0, minimum=1, maximum=4294967295)
+        if asn in RESERVED_ASNS:
+            p.error("asn", f"{asn} is a reserved ASN ({RESERVED_ASNS[asn]})")
         p.finish()
+        if name is not None and any(peer.name == name for peer in peers):
+            p.error("name", f"duplicate BGP peer name {name!r}")
+        if address is not None:
+            for pool in pools:
+                if any(r.contains(address) for r in pool.addresses):
+                    p.error("address", f"{address} lies in address pool {pool.name}")
         if name and address and asn:
             peers.append(BgpPeer(name, address, asn, my_asn))
-    if any(pool.advertise == "bgp" for pool in pools) and not peers:
+    if any(pool.advertise == "bgp" for pool in pools) and not m.raw("bgpPeers"):
         m.error("bgpPeers", "a pool is advertised over BGP but no bgpPeers are configured")
+    if peers and not any(pool.advertise == "bgp" for pool in pools):
+        m.problems.warn(m.key_path("bgpPeers"), "BGP peers are configured but no pool is advertised over BGP")
     m.finish()
     return MetalLB(enabled, tuple(pools), tuple(peers))
 
@@ -722,7 +796,24 @@ def _parse_storage(top: Reader, kind_default: str, cluster_kind: str, nodes: tup
                               f"found {len(storage_nodes)}")
         if engine == "mayastor" and openebs.mayastor_replicas > len(storage_nodes):
             o.error("mayastorReplicas", f"{openebs.mayastor_replicas} exceeds the {len(storage_nodes)} storage nodes")
+        if engine == "mayastor" and kind == "openebs":
+            # The label is derived for storage nodes (Storage.node_labels); a hand-set one must agree.
+            for node in nodes:
+                value = dict(node.labels).get(MAYASTOR_LABEL)
+                if value is not None and (value == "mayastor") != node.storage:
+                    o.error("engine", f"node {node.name} is labelled {MAYASTOR_LABEL}={value} but has storage: "
+                                      f"{str(node.storage).lower()}; Mayastor runs on exactly the storage nodes")
         o.finish()
+    if cluster_kind == "k3s" and kind in ("longhorn", "openebs"):
+        # Exactly one default StorageClass: K3s's local-path (unless k3s.disableLocalStorage) or ours.
+        disable_local = Reader(top.raw("k3s"), top.key_path("k3s"), Problems()).boolean("disableLocalStorage", True)
+        ours = longhorn.default_class if kind == "longhorn" and longhorn else bool(openebs and openebs.default_class)
+        if ours and not disable_local:
+            s.error(f"{kind}.defaultClass", f"{kind} and K3s's local-path would both be the default StorageClass; "
+                                            "set k3s.disableLocalStorage: true or this defaultClass: false")
+        if not ours and disable_local:
+            s.error(f"{kind}.defaultClass", "the cluster would have no default StorageClass (K3s's local-path is "
+                                            "disabled by k3s.disableLocalStorage); set this defaultClass: true")
     s.finish()
     return Storage(kind, longhorn, openebs)  # type: ignore[arg-type]
 
