@@ -29,8 +29,16 @@ Rule = Callable[[Any], "str | None"]
 
 
 def is_unknown(value: object) -> bool:
-    """True for Pulumi's preview-time unknown placeholder."""
-    return isinstance(value, str) and value == UNKNOWN
+    """True for Pulumi's preview-time unknown placeholder, in either form.
+
+    On the wire it is the `UNKNOWN` string; the dynamic-provider host deserialises `check` and
+    `diff` inputs with `keep_unknowns=True`, which turns it into a `pulumi.output.Unknown`
+    instance. Matched by name so this module needs no Pulumi import.
+    """
+    if isinstance(value, str):
+        return value == UNKNOWN
+    kind = type(value)
+    return kind.__name__ == "Unknown" and kind.__module__ == "pulumi.output"
 
 
 def contains_unknown(value: object) -> bool:

@@ -323,7 +323,8 @@ def cross_check_shoot(d: Mapping[str, Any], w: Walk) -> None:
         if isinstance(hi, int) and hi < 1:
             w.error((*path, "maximum"), "must be at least 1")
         if isinstance(hi, int) and isinstance(zones, list) and _known(*zones) and hi < len(zones):
-            w.error((*path, "maximum"), f"must be >= the number of zones ({len(zones)}): Gardener needs a node per zone")
+            w.error((*path, "maximum"),
+                    f"must be >= the number of zones ({len(zones)}): Gardener needs a node per zone")
         for kind in ("labels", "annotations"):
             items = wk.get(kind)
             if isinstance(items, list):
@@ -349,9 +350,9 @@ def _duplicates(items: list[Any], key: Any, path: tuple[str | int, ...], what: s
             seen[k] = i
 
 
-def cross_check_kubeconfig(d: Mapping[str, Any], w: Walk, prefix: tuple[str, ...] = ()) -> None:
-    """Lifetime rules shared by `ShootKubeconfig.check` and `parse_cleura`."""
-    exp_key = "kubeconfig_expiration_seconds" if prefix == ("cfg",) else "expiration_seconds"
+def cross_check_kubeconfig(d: Mapping[str, Any], w: Walk, exp_key: str = "expiration_seconds") -> None:
+    """Lifetime rules shared by `ShootKubeconfig.check` and `parse_cleura` (which names the
+    lifetime `kubeconfig_expiration_seconds`)."""
     exp, renew = d.get(exp_key), d.get("renew_before_expiry_seconds")
     if isinstance(exp, int) and exp < MIN_KUBECONFIG_SECONDS:
         w.error((exp_key,), f"must be at least {MIN_KUBECONFIG_SECONDS} seconds (Gardener's minimum), got {exp}")
@@ -728,7 +729,7 @@ def parse_cleura(raw: object, path: str, problems: Problems) -> CleuraConfig | N
         return None
     d = walk_object(CLEURA_CONFIG_FIELDS, raw, (), w)
     cross_check_shoot(d, w)
-    cross_check_kubeconfig(d, w, prefix=("cfg",))
+    cross_check_kubeconfig(d, w, "kubeconfig_expiration_seconds")
     for issue in w.issues:
         problems.error(render_path(issue.path, "camel", path), issue.message)
     name = d.get("name")

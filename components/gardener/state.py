@@ -242,7 +242,7 @@ def last_operation_failure(shoot: Mapping[str, Any]) -> str | None:
     op = shoot.get("last_operation")
     if not isinstance(op, Mapping) or op.get("state") not in ("Failed", "Error", "Aborted"):
         return None
-    errors = [e.get("description") for e in _get(shoot, "status", "last_errors") or []
+    errors = [str(e.get("description")) for e in _get(shoot, "status", "last_errors") or []
               if isinstance(e, Mapping) and e.get("description")]
     text = f"{op.get('type')} {op.get('state')}: {op.get('description')}"
     return text + (f" ({'; '.join(errors)})" if errors else "")

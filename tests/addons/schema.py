@@ -393,6 +393,8 @@ def check_render_dir(directory: Path, root: Path = REFERENCE) -> Findings:
     for path in sorted((directory / "helm").glob("*.yaml")):
         doc = _load_yaml(path) or {}
         chart, version = doc.get("chart"), doc.get("version")
+        if not doc.get("values"):
+            continue  # nothing set, nothing to conform (e.g. Calico's CRD chart, whose values are empty)
         if isinstance(chart, str) and isinstance(version, str):
             try:
                 found.extend(check_values(chart, version, doc.get("values") or {}, root))

@@ -1,0 +1,46 @@
+"""`ShootCluster`: a Cleura shoot plus its admin kubeconfig, as one component.
+
+Thin wiring only: ProjectBootstrap (optional) -> Shoot -> ShootKubeconfig, all parented to the
+component. The kubeconfig follows the shoot's `uid`, so a replaced shoot (same name, new
+cluster) also gets a fresh kubeconfig instead of a dead one.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.gardener.resources import ProjectBootstrap, Shoot, ShootKubeconfig
+from components.gardener.spec import CleuraConfig
+
+
+class ShootCluster(pulumi.ComponentResource):  # type: ignore[misc]
+    """A Gardener shoot on Cleura; `kubeconfig` (secret) feeds the `kubernetes` provider."""
+
+    kubeconfig: pulumi.Output[str]
+    name: pulumi.Output[str]
+
+    def __init__(self, name: str, cfg: CleuraConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:gardener:ShootCluster", name, None, opts)
+        spec = cfg.shoot
+        depends: list[pulumi.Resource] = []
+        if cfg.bootstrap_project:
+            depends.append(ProjectBootstrap(f"{name}-bootstrap", cloud=spec.cloud, region=spec.region,
+                                            project_id=spec.project_id, opts=pulumi.ResourceOptions(parent=self)))
+        shoot = Shoot(f"{name}-shoot", spec, adopt=cfg.adopt, timeouts=cfg.timeouts,
+                      opts=pulumi.ResourceOptions(parent=self, depends_on=depends,
+                                                  delete_before_replace=True))  # the name is reused
+        kubeconfig = ShootKubeconfig(
+            f"{name}-kubeconfig",
+            cloud=shoot.cloud,
+            region=shoot.region,
+            project_id=shoot.project_id,
+            shoot_name=shoot.name,
+            shoot_uid=shoot.uid,
+            expiration_seconds=cfg.kubeconfig_expiration_seconds,
+            renew_before_expiry_seconds=cfg.renew_before_expiry_seconds,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[shoot], additional_secret_outputs=["kubeconfig"]),
+        )
+        self.shoot = shoot
+        self.kubeconfig = pulumi.Output.secret(kubeconfig.kubeconfig)
+        self.name = shoot.name
+        self.register_outputs({"kubeconfig": self.kubeconfig, "name": self.name})

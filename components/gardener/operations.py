@@ -1,0 +1,322 @@
+"""Shoot lifecycle against the Cleura API: create/adopt, update, delete, kubeconfig, bootstrap.
+
+This is where the reference's hard parts live, kept out of the provider class so they can be
+driven directly in tests:
+
+* create never orphans or duplicates: an ambiguous POST (connection lost, 502/504) is resolved
+  by looking for the shoot before trying again;
+* a name that already exists is an error unless `adopt`, which waits for the running operation
+  and then converges the shoot onto the spec (also how an existing shoot is imported, since
+  `pulumi import` cannot work for dynamic providers);
+* every mutation remembers the operation seen before it and waits for a *new* outcome;
+* 409 "operation in progress" waits for the shoot to be idle and retries (bounded);
+* delete waits for 404 only.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from components.gardener.client import AmbiguousWriteError, ApiError, CleuraClient, ConflictError, NotFoundError
+from components.gardener.diffing import UpdatePlan, immutable_conflicts, plan_update
+from components.gardener.spec import create_body, shoot_path, shoot_spec_from_inputs
+from components.gardener.state import reported_inputs
+from components.gardener.waiting import (
+    DEFAULT_GRACE_SECONDS,
+    Deadline,
+    Observation,
+    OperationFailedError,
+    OpMarker,
+    PollPolicy,
+    Waiter,
+    WaitTimeoutError,
+)
+
+MAX_CONFLICT_RETRIES = 5
+MAX_AMBIGUOUS_RETRIES = 3
+CREATE_404_TOLERANCE = 60.0  # seconds a just-created shoot may still 404 (eventual consistency)
+
+
+class ProviderError(Exception):
+    """A user-facing failure; the message says what happened and what to do."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a shoot lives; taken from each resource's own inputs, never from provider config."""
+
+    cloud: str
+    region: str
+    project_id: str
+
+    def shoots(self, name: str | None = None) -> str:
+        return shoot_path(self.cloud, self.region, self.project_id, name)
+
+    def kubeconfig_v3(self, name: str) -> str:
+        return f"/gardener/v3/{self.cloud}/shoots/{self.region}/{self.project_id}/{name}/admin-kubeconfig"
+
+    def bootstrap(self) -> str:
+        return f"/gardener/v2/{self.cloud}/{self.region}/{self.project_id}/bootstrap"
+
+    def name_taken(self, name: str) -> str:
+        return f"/gardener/v2/{self.cloud}/shoots/{name}/is-name-taken"
+
+
+class ShootOps:
+    """Lifecycle calls for shoots in one location, with injectable time for tests and benches."""
+
+    def __init__(self, client: CleuraClient, loc: Location, *, policy: PollPolicy | None = None,
+                 now: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] | None = None,
+                 rng: random.Random | None = None, grace: float = DEFAULT_GRACE_SECONDS) -> None:
+        self.client, self.loc = client, loc
+        self.policy = policy or PollPolicy(scale=client.scale)
+        self.now, self.sleep = now, sleep or client.sleep
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
+        self.grace = grace
+        self.report = client.report
+
+    # -- reads ---------------------------------------------------------------------------------
+    def get(self, name: str) -> dict[str, Any] | None:
+        return self.observe(name).shoot
+
+    def observe(self, name: str) -> Observation:
+        try:
+            data, retry_after = self.client.get_json(self.loc.shoots(name))
+        except NotFoundError:
+            return Observation(None)
+        return Observation(data if isinstance(data, dict) else None, retry_after)
+
+    def waiter(self, name: str, what: str, deadline: Deadline) -> Waiter:
+        return Waiter(fetch=lambda: self.observe(name), what=f"shoot {name}: {what}", policy=self.policy,
+                      deadline=deadline, now=self.now, sleep=self.sleep, report=self.report, rng=self.rng,
+                      grace=self.grace)
+
+    def deadline(self, seconds: float) -> Deadline:
+        return Deadline(seconds * self.policy.scale, self.now)
+
+    # -- create / adopt ---------------------------------------------------------------------------
+    def create(self, desired: Mapping[str, Any], *, adopt: bool, timeout: float) -> dict[str, Any]:
+        """POST the shoot (or adopt an existing one) and wait until our Create has succeeded."""
+        name = str(desired["name"])
+        deadline = self.deadline(timeout)
+        existing = self.get(name)
+        if existing is not None:
+            if not adopt:
+                raise ProviderError(
+                    f"shoot {name!r} already exists in project {self.loc.project_id} ({self.loc.region}); "
+                    "set adopt: true to take it over (this is also how to import an existing shoot), "
+                    "or choose another name")
+            return self._adopt(existing, desired, deadline)
+        self._check_name_free(name)
+        body = create_body(shoot_spec_from_inputs(desired))
+        started = self.now()
+        self._post_create(name, body)
+        self.report(f"shoot {name}: create accepted; waiting for Gardener to provision it")
+        try:
+            return self.waiter(name, "create", deadline).until_ready(None, request_started=started,
+                                                                     allow_missing=CREATE_404_TOLERANCE)
+        except (WaitTimeoutError, OperationFailedError) as exc:
+            raise ProviderError(
+                f"{exc}. The shoot exists on Cleura but Pulumi does not track it yet: re-run with "
+                "adopt: true to resume waiting (or delete it in the Cleura console)") from None
+
+    def _check_name_free(self, name: str) -> None:
+        try:
+            data, _ = self.client.get_json(self.loc.name_taken(name))
+        except NotFoundError:
+            return  # older API without the check: the POST will tell
+        if isinstance(data, dict) and data.get("is_taken"):
+            raise ProviderError(f"shoot name {name!r} is taken in cloud {self.loc.cloud} (names are unique "
+                                "cloud-wide, across all projects); choose another name")
+
+    def _post_create(self, name: str, body: dict[str, Any]) -> None:
+        """POST once; after an ambiguous answer, look before sending again (never two, never none)."""
+        ambiguous = False
+        for _ in range(MAX_AMBIGUOUS_RETRIES + 1):
+            try:
+                self.client.request("POST", self.loc.shoots(), body, idempotent=False)
+                return
+            except AmbiguousWriteError as exc:
+                ambiguous = True
+                self.report(f"shoot {name}: {exc.message}; checking whether it was created")
+            except ApiError as exc:
+                if not (ambiguous and exc.status in (400, 409)):
+                    raise
+                # An earlier attempt may have been applied after all and now blocks the name.
+            if self.get(name) is not None:
+                self.report(f"shoot {name}: the earlier create request was applied; continuing with it")
+                return
+        raise ProviderError(f"shoot {name}: the create request failed repeatedly and the shoot does not exist")
+
+    def _adopt(self, existing: dict[str, Any], desired: Mapping[str, Any], deadline: Deadline) -> dict[str, Any]:
+        name = str(desired["name"])
+        conflicts = immutable_conflicts(desired, reported_inputs(existing))
+        if conflicts:
+            raise ProviderError(f"cannot adopt shoot {name!r}: replace-only settings differ: "
+                                + "; ".join(conflicts) + ". Align the config with the live shoot first.")
+        self.report(f"shoot {name}: adopting the existing shoot; waiting for its current operation")
+        try:
+            shoot = self.waiter(name, "adopt", deadline).until_ready(None)
+        except OperationFailedError as exc:
+            raise ProviderError(f"{exc}. Fix the cause, then retry the operation in the Cleura console "
+                                "(or PATCH .../retry) and run again") from None
+        return self._apply(desired, shoot, deadline)
+
+    # -- update ----------------------------------------------------------------------------------
+    def update(self, desired: Mapping[str, Any], *, timeout: float) -> dict[str, Any]:
+        name = str(desired["name"])
+        deadline = self.deadline(timeout)
+        shoot = self.get(name)
+        if shoot is None:
+            raise ProviderError(f"shoot {name!r} no longer exists; run `pulumi refresh` to drop it from state, "
+                                "then `pulumi up` recreates it")
+        return self._apply(desired, shoot, deadline)
+
+    def _apply(self, desired: Mapping[str, Any], shoot: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        name = str(desired["name"])
+        plan = plan_update(desired, reported_inputs(shoot))
+        if plan.empty:
+            return shoot
+        self.report(f"shoot {name}: " + "; ".join(plan.describe()))
+        return self.apply_plan(name, plan, shoot, deadline)
+
+    def apply_plan(self, name: str, plan: UpdatePlan, shoot: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        """One call at a time, each followed by a wait; new groups before removals (never zero groups)."""
+        path = self.loc.shoots(name)
+        if plan.patch:
+            shoot = self._mutate(name, "PATCH", path, plan.patch, "update", shoot, deadline)
+        if plan.enable_ha:
+            shoot = self._mutate(name, "PATCH", f"{path}/ha-control-plane/enable", None, "enable HA", shoot,
+                                 deadline, done=lambda s: s.get("control_plane") is not None)
+        for w in plan.create_workers:
+            wname = w["name"]
+            shoot = self._mutate(name, "POST", f"{path}/workers", w, f"add worker group {wname}", shoot, deadline,
+                                 done=_has_worker(wname, True), idempotent=False)
+        for w in plan.update_workers:
+            shoot = self._mutate(name, "PUT", f"{path}/workers/{w['name']}", w, f"update worker group {w['name']}",
+                                 shoot, deadline)
+        for wname in plan.delete_workers:
+            shoot = self._mutate(name, "DELETE", f"{path}/workers/{wname}", None, f"remove worker group {wname}",
+                                 shoot, deadline, done=_has_worker(wname, False))
+        return shoot
+
+    def _mutate(self, name: str, method: str, path: str, body: object, what: str, current: dict[str, Any],
+                deadline: Deadline, *, done: Callable[[dict[str, Any]], bool] | None = None,
+                idempotent: bool = True) -> dict[str, Any]:
+        """Send one change and wait for the operation it starts (not the one before it)."""
+        conflicts = ambiguous = 0
+        while True:
+            baseline = OpMarker.of(current)
+            started = self.now()
+            try:
+                self.client.request(method, path, body, idempotent=idempotent)
+            except ConflictError as exc:
+                conflicts += 1
+                live = self.get(name)
+                if live is not None and done is not None and done(live):
+                    return live  # e.g. HA already enabled: the 409 means the goal is reached
+                marker = OpMarker.of(live)
+                if conflicts > MAX_CONFLICT_RETRIES or marker is None or marker.state not in ("Pending",
+                                                                                              "Processing"):
+                    raise ProviderError(f"shoot {name}: {what} rejected: {exc}") from None
+                self.report(f"shoot {name}: {what} must wait for the running {marker.type} operation "
+                            f"({marker.progress}%)")
+                idle = self.waiter(name, f"waiting to {what}", deadline).until_idle()
+                if idle is None:
+                    raise ProviderError(f"shoot {name} disappeared while waiting to {what}") from None
+                current = idle
+                continue
+            except AmbiguousWriteError as exc:
+                ambiguous += 1
+                live = self.get(name)
+                if live is not None and done is not None and done(live):
+                    self.report(f"shoot {name}: {what}: {exc.message}; it was applied")
+                elif ambiguous <= MAX_AMBIGUOUS_RETRIES:
+                    self.report(f"shoot {name}: {what}: {exc.message}; not applied, sending again")
+                    current = live or current
+                    continue
+                else:
+                    raise ProviderError(f"shoot {name}: {what} failed: {exc}") from None
+            except NotFoundError:
+                if method == "DELETE":
+                    return self.get(name) or current  # already removed
+                raise
+            try:
+                return self.waiter(name, what, deadline).until_ready(baseline, request_started=started)
+            except (WaitTimeoutError, OperationFailedError) as exc:
+                raise ProviderError(str(exc)) from None
+
+    # -- delete ----------------------------------------------------------------------------------
+    def delete(self, name: str, *, timeout: float) -> None:
+        """DELETE, then wait for 404; a shoot that is already gone is success."""
+        deadline = self.deadline(timeout)
+        conflicts = 0
+        while True:
+            try:
+                self.client.request("DELETE", self.loc.shoots(name))
+                break
+            except NotFoundError:
+                self.report(f"shoot {name}: already gone")
+                return
+            except ConflictError as exc:
+                conflicts += 1
+                if conflicts > MAX_CONFLICT_RETRIES:
+                    raise ProviderError(f"shoot {name}: delete rejected: {exc}") from None
+                if self.waiter(name, "waiting to delete", deadline).until_idle() is None:
+                    return
+        self.report(f"shoot {name}: deletion accepted; waiting until it is gone")
+        try:
+            self.waiter(name, "delete", deadline).until_gone()
+        except (WaitTimeoutError, OperationFailedError) as exc:
+            raise ProviderError(str(exc)) from None
+
+    # -- kubeconfig / bootstrap ------------------------------------------------------------------
+    def mint_kubeconfig(self, name: str, seconds: int, *, timeout: float = 1800) -> dict[str, Any]:
+        """v3 admin kubeconfig: `{kubeconfig, expires_at}`; a 409 (shoot busy) waits and retries."""
+        deadline = self.deadline(timeout)
+        for _ in range(MAX_CONFLICT_RETRIES + 1):
+            try:
+                resp = self.client.request("POST", self.loc.kubeconfig_v3(name), {"expiration_seconds": int(seconds)})
+            except NotFoundError:
+                raise ProviderError(f"shoot {name!r} not found in project {self.loc.project_id} "
+                                    f"({self.loc.region}): wrong shoot name or project") from None
+            except ConflictError as exc:
+                self.report(f"shoot {name}: kubeconfig not available yet ({exc.message}); waiting")
+                if self.waiter(name, "waiting for kubeconfig", deadline).until_idle() is None:
+                    raise ProviderError(f"shoot {name!r} disappeared") from None
+                continue
+            data = resp.json()
+            if not isinstance(data, dict) or not data.get("kubeconfig"):
+                raise ProviderError("admin-kubeconfig answered without a kubeconfig")
+            return data
+        raise ProviderError(f"shoot {name}: kubeconfig request kept conflicting (409)")
+
+    def bootstrap(self) -> None:
+        try:
+            self.client.request("POST", self.loc.bootstrap(), None, idempotent=True)
+        except NotFoundError as exc:
+            raise ProviderError(f"bootstrap: region {self.loc.region!r} unknown: {exc.message}") from None
+        except ApiError as exc:
+            if exc.status == 500:
+                raise ProviderError(f"bootstrap failed with HTTP 500 ({exc.message}); Cleura answers 500 for an "
+                                    f"unknown project id: check project_id {self.loc.project_id!r} and region "
+                                    f"{self.loc.region!r}") from None
+            raise
+
+
+def _has_worker(name: str, present: bool) -> Callable[[dict[str, Any]], bool]:
+    """Predicate "the group is there / gone", used to resolve 409s and ambiguous writes."""
+
+    def check(shoot: dict[str, Any]) -> bool:
+        return (name in _worker_names(shoot)) == present
+
+    return check
+
+
+def _worker_names(shoot: Mapping[str, Any]) -> set[str]:
+    workers = (shoot.get("shoot_provider") or {}).get("workers") or []
+    return {str(w.get("name")) for w in workers if isinstance(w, Mapping)}

@@ -1,0 +1,292 @@
+"""Deadlines and adaptive polling for Gardener operations.
+
+Why not a fixed 15 s ticker (the Terraform provider): a first create takes 10-15 minutes, and a
+fixed ticker either wastes API calls early or reacts late at the end. Here the interval starts
+short (a failed validation shows up in seconds), backs off to a cap, and shortens again when the
+reported progress predicts the end is near, with jitter so parallel runs do not poll in step.
+`bench/gardener_polling.py` measures the trade-off against the fixed 15 s ticker.
+
+Why the `baseline`: right after a PATCH/PUT the API can still report the *previous*
+`Succeeded/100` operation, so "Succeeded" alone can mean "nothing started yet" (the stale-
+Succeeded race; the Terraform provider's update and delete waits fall for it). A wait only
+accepts an outcome that is provably ours: an operation different from the one seen before the
+request, or one that was seen running after it. If nothing new appears within a grace period
+the change needed no reconcile.
+
+Time scaling: every duration is multiplied by `CLEURA_POLL_SCALE` (default 1), so tests and
+the benchmark run a 12-minute create in a fraction of a second without changing the logic.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ACTIVE_STATES = ("Pending", "Processing")
+FAILED_STATES = ("Failed", "Error", "Aborted")
+DEFAULT_GRACE_SECONDS = 90.0  # how long an edit may take to show a new operation
+
+Report = Callable[[str], None]
+Now = Callable[[], float]
+Sleep = Callable[[float], None]
+
+
+def time_scale(env: Mapping[str, str] | None = None) -> float:
+    """`CLEURA_POLL_SCALE` as a positive float (1.0 when unset or invalid)."""
+    raw = (os.environ if env is None else env).get("CLEURA_POLL_SCALE", "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return 1.0
+    return value if value > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """Polling intervals in (unscaled) seconds."""
+
+    initial: float = 5.0
+    factor: float = 1.5
+    cap: float = 30.0
+    floor: float = 2.0
+    jitter: float = 0.2
+    eta_fraction: float = 0.25  # tuned with bench/gardener_polling.py
+    scale: float = 1.0
+
+    def interval(self, attempt: int, eta: float | None, rng: random.Random,
+                 retry_after: float | None = None) -> float:
+        """Scaled seconds until the next poll: backoff, shortened by a near ETA, jittered."""
+        base = min(self.cap, self.initial * self.factor ** attempt)
+        if eta is not None:
+            base = min(base, max(self.floor, eta * self.eta_fraction))
+        base = max(self.floor, base) * rng.uniform(1 - self.jitter, 1 + self.jitter)
+        if retry_after is not None:
+            base = max(base, retry_after)
+        return base * self.scale
+
+
+@dataclass
+class Deadline:
+    """A wall-clock budget (scaled seconds) measured with the injected clock."""
+
+    seconds: float
+    now: Now
+    started: float = -1.0
+
+    def __post_init__(self) -> None:
+        if self.started < 0:
+            self.started = self.now()
+
+    def elapsed(self) -> float:
+        return self.now() - self.started
+
+    def remaining(self) -> float:
+        return self.seconds - self.elapsed()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+
+class WaitTimeoutError(Exception):
+    """The deadline passed before the operation finished."""
+
+
+class OperationFailedError(Exception):
+    """Gardener reported Failed / Error / Aborted for our operation."""
+
+
+@dataclass(frozen=True)
+class OpMarker:
+    """Identity of a `last_operation` as far as the API lets us tell operations apart."""
+
+    type: str | None
+    state: str | None
+    progress: int | None
+    last_update_time: str | None
+
+    @staticmethod
+    def of(shoot: Mapping[str, Any] | None) -> OpMarker | None:
+        op = shoot.get("last_operation") if isinstance(shoot, Mapping) else None
+        if not isinstance(op, Mapping):
+            return None
+        progress = op.get("progress")
+        return OpMarker(op.get("type"), op.get("state"),
+                        int(progress) if isinstance(progress, int | float) else None, op.get("last_update_time"))
+
+    def same_operation(self, other: OpMarker | None) -> bool:
+        return other is not None and (self.type, self.last_update_time) == (other.type, other.last_update_time)
+
+
+Verdict = Literal["waiting", "active", "done", "failed", "stale"]
+
+
+def ready_verdict(shoot: Mapping[str, Any], baseline: OpMarker | None, seen_active: bool) -> Verdict:
+    """Classify one observation of a shoot we are waiting on (pure, see module docstring)."""
+    marker = OpMarker.of(shoot)
+    if marker is None:
+        return "waiting"  # right after create the API may not report an operation yet
+    fresh = baseline is None or seen_active or not marker.same_operation(baseline)
+    if marker.state in ACTIVE_STATES or (marker.state == "Succeeded" and (marker.progress or 0) < 100):
+        return "active" if fresh or marker.state in ACTIVE_STATES else "stale"
+    if marker.state == "Succeeded":
+        return "done" if fresh else "stale"
+    if marker.state in FAILED_STATES:
+        return "failed" if fresh else "stale"
+    return "waiting"
+
+
+def describe_operation(shoot: Mapping[str, Any] | None) -> str:
+    op = shoot.get("last_operation") if isinstance(shoot, Mapping) else None
+    if not isinstance(op, Mapping):
+        return "no operation reported yet"
+    desc = str(op.get("description") or "").strip()
+    text = f"{op.get('type')} {op.get('state')} {op.get('progress', 0)}%"
+    return f"{text} ({desc})" if desc else text
+
+
+def failure_message(shoot: Mapping[str, Any]) -> str:
+    op = shoot.get("last_operation") or {}
+    status = shoot.get("status") if isinstance(shoot.get("status"), Mapping) else {}
+    errors = [str(e.get("description")) for e in (status or {}).get("last_errors") or []
+              if isinstance(e, Mapping) and e.get("description")]
+    text = f"{op.get('type')} {op.get('state')}: {op.get('description') or 'no description'}"
+    return text + (f"; last errors: {'; '.join(errors)}" if errors else "")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One poll: the shoot (None = 404) and the server's Retry-After hint (unscaled seconds)."""
+
+    shoot: dict[str, Any] | None
+    retry_after: float | None = None
+
+
+class EtaEstimator:
+    """Predicts the seconds left from how fast `progress` moved since the operation started."""
+
+    def __init__(self) -> None:
+        self.origin: tuple[float, int] | None = None
+
+    def start(self, t: float, progress: int = 0) -> None:
+        self.origin = (t, progress)
+
+    def update(self, t: float, progress: int | None) -> float | None:
+        if progress is None:
+            return None
+        if self.origin is None:
+            self.origin = (t, progress)
+            return None
+        t0, p0 = self.origin
+        if progress <= p0 or t <= t0:
+            return None
+        rate = (progress - p0) / (t - t0)
+        return max(0.0, (100 - progress) / rate)
+
+
+@dataclass
+class Waiter:
+    """Polls with `fetch` until done; every dependency is injected (clock, sleep, randomness)."""
+
+    fetch: Callable[[], Observation]
+    what: str
+    policy: PollPolicy
+    deadline: Deadline
+    now: Now
+    sleep: Sleep
+    report: Report
+    rng: random.Random
+    grace: float = DEFAULT_GRACE_SECONDS
+
+    def _pause(self, attempt: int, eta: float | None, obs: Observation, last: Mapping[str, Any] | None) -> None:
+        interval = self.policy.interval(attempt, None if eta is None else eta / self.policy.scale, self.rng,
+                                        obs.retry_after)
+        if self.deadline.remaining() <= 0:
+            raise WaitTimeoutError(f"timed out after {self._fmt(self.deadline.seconds)} waiting for {self.what} "
+                              f"(last seen: {describe_operation(last)})")
+        self.sleep(min(interval, max(self.deadline.remaining(), 0.0)))
+
+    def _fmt(self, scaled: float) -> str:
+        seconds = scaled / self.policy.scale
+        return f"{seconds / 60:.0f}m" if seconds >= 120 else f"{seconds:.0f}s"
+
+    def _progress(self, shoot: Mapping[str, Any] | None, attempt: int, last_line: list[str]) -> None:
+        line = describe_operation(shoot)
+        if line != last_line[0]:
+            last_line[0] = line
+            self.report(f"{self.what}: {line}, {self._fmt(self.deadline.elapsed())} elapsed")
+
+    def until_ready(self, baseline: OpMarker | None, request_started: float | None = None,
+                    allow_missing: float = 0.0) -> dict[str, Any]:
+        """Wait for *our* operation to reach Succeeded/100; raise on Failed/Error/Aborted or timeout."""
+        seen_active, attempt, eta = False, 0, None
+        estimator = EtaEstimator()
+        if request_started is not None:
+            estimator.start(request_started, 0)
+        last_line = [""]
+        started = self.now() if request_started is None else request_started
+        last: dict[str, Any] | None = None
+        while True:
+            obs = self.fetch()
+            shoot = obs.shoot
+            if shoot is None:
+                if self.now() - started > allow_missing * self.policy.scale:
+                    raise OperationFailedError(f"{self.what}: the shoot disappeared (404) while waiting; "
+                                          "was it deleted out of band?")
+            else:
+                last = shoot
+                verdict = ready_verdict(shoot, baseline, seen_active)
+                self._progress(shoot, attempt, last_line)
+                if verdict == "done":
+                    return shoot
+                if verdict == "failed":
+                    raise OperationFailedError(f"{self.what}: {failure_message(shoot)}")
+                if verdict == "active":
+                    seen_active = True
+                    marker = OpMarker.of(shoot)
+                    eta = estimator.update(self.now(), marker.progress if marker else None)
+                if verdict == "stale" and self.now() - started >= self.grace * self.policy.scale:
+                    marker = OpMarker.of(shoot)
+                    if marker and marker.state in FAILED_STATES:
+                        raise OperationFailedError(f"{self.what}: no new operation started and the last one "
+                                              f"failed: {failure_message(shoot)}")
+                    self.report(f"{self.what}: no new operation within {self._fmt(self.grace * self.policy.scale)};"
+                                " the change needed no reconcile")
+                    return shoot
+            self._pause(attempt, eta, obs, last)
+            attempt += 1
+
+    def until_idle(self) -> dict[str, Any] | None:
+        """Wait until no operation is Pending/Processing (used before retrying after a 409)."""
+        attempt, last_line = 0, [""]
+        while True:
+            obs = self.fetch()
+            if obs.shoot is None:
+                return None
+            marker = OpMarker.of(obs.shoot)
+            if marker is None or marker.state not in ACTIVE_STATES:
+                return obs.shoot
+            self._progress(obs.shoot, attempt, last_line)
+            self._pause(attempt, None, obs, obs.shoot)
+            attempt += 1
+
+    def until_gone(self) -> None:
+        """Wait for 404. Never accepts `Succeeded`: a stale Reconcile/Succeeded is not a deletion."""
+        attempt, last_line = 0, [""]
+        estimator = EtaEstimator()
+        eta = None
+        while True:
+            obs = self.fetch()
+            if obs.shoot is None:
+                self.report(f"{self.what}: gone after {self._fmt(self.deadline.elapsed())}")
+                return
+            marker = OpMarker.of(obs.shoot)
+            if marker and marker.type == "Delete" and marker.state in FAILED_STATES:
+                raise OperationFailedError(f"{self.what}: {failure_message(obs.shoot)}")
+            if marker and marker.type == "Delete":
+                eta = estimator.update(self.now(), marker.progress)
+            self._progress(obs.shoot, attempt, last_line)
+            self._pause(attempt, eta, obs, obs.shoot)
+            attempt += 1

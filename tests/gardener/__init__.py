@@ -1,0 +1,1 @@
+"""Tests for the Cleura Gardener dynamic provider (`components/gardener`)."""

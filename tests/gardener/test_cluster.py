@@ -1,0 +1,59 @@
+"""`ShootCluster` wiring under mocks: type tokens, parents, dependencies, options, secrets."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.gardener.cluster import ShootCluster
+from components.gardener.spec import CleuraConfig, create_body, create_body_from_inputs, parse_cleura
+from components.problems import Problems
+
+from .conftest import PASSWORD, USER, spec
+from .engine import register
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def stack_config() -> CleuraConfig:
+    raw = yaml.safe_load((ROOT / "Pulumi.cleura.yaml").read_text())["config"]["platform:cleura"]
+    cfg = parse_cleura(raw, "platform:cleura", Problems())
+    assert cfg is not None
+    return cfg
+
+
+def test_shoot_cluster_wires_bootstrap_shoot_and_secret_kubeconfig(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Credentials present in the program's environment must still never reach the state.
+    monkeypatch.setenv("CLEURA_API_USERNAME", USER)
+    monkeypatch.setenv("CLEURA_API_PASSWORD", PASSWORD)
+    monkeypatch.setenv("CLEURA_API_TOKEN", "tok-should-not-leak")
+    cfg = stack_config()
+    reg = register(lambda: ShootCluster("cleura", cfg).kubeconfig)
+    types = [r.type for r in reg.resources]
+    assert types == ["platform:gardener:ShootCluster", "pulumi-python:dynamic/cleura:ProjectBootstrap",
+                     "pulumi-python:dynamic/cleura:Shoot", "pulumi-python:dynamic/cleura:ShootKubeconfig"]
+    component, bootstrap, shoot, kubeconfig = reg.resources
+    assert {bootstrap.parent, shoot.parent, kubeconfig.parent} == {component.urn}
+    assert bootstrap.urn in shoot.dependencies and shoot.urn in kubeconfig.dependencies
+    assert shoot.delete_before_replace and not kubeconfig.delete_before_replace
+    assert "kubeconfig" in kubeconfig.additional_secret_outputs
+    assert reg.result["secret"] is True  # ShootCluster.kubeconfig is a secret Output
+    for r in (bootstrap, shoot, kubeconfig):
+        assert "__provider" in r.secret_inputs
+        blob = base64.b64decode(r.inputs["__provider"])
+        for secret in (USER, PASSWORD, "tok-should-not-leak"):
+            assert secret.encode() not in blob
+    assert create_body_from_inputs(shoot.inputs) == create_body(cfg.shoot)
+    assert kubeconfig.inputs["expiration_seconds"] == cfg.kubeconfig_expiration_seconds
+    assert kubeconfig.inputs["shoot_name"] == cfg.shoot.name
+
+
+def test_bootstrap_can_be_left_out() -> None:
+    cfg = replace(stack_config(), bootstrap_project=False, shoot=spec())
+    reg = register(lambda: ShootCluster("c", cfg).name)
+    assert [r.type.rsplit(":", 1)[-1] for r in reg.resources] == ["ShootCluster", "Shoot", "ShootKubeconfig"]
+    assert reg.result["value"] == "demo"
