@@ -45,7 +45,7 @@ INTERFACE_RE = r"[A-Za-z0-9_.:-]{1,15}"
 class Secret:
     """A secret config value. Its text never appears in repr, logs or error messages."""
 
-    __slots__ = ("key", "_value")
+    __slots__ = ("_value", "key")
 
     def __init__(self, key: str, value: str) -> None:
         self.key = key
@@ -872,7 +872,9 @@ def parse_stack_config(
 
     top = Reader(values, "", problems)
     top.path = NAMESPACE
-    top_key_path = lambda key: f"{NAMESPACE}:{key}"  # noqa: E731 - top-level keys use ':' not '.'
+    def top_key_path(key: str) -> str:
+        return f"{NAMESPACE}:{key}"  # top-level keys use ':' not '.'
+
     top.key_path = top_key_path  # type: ignore[method-assign]
 
     cluster_name = top.string("clusterName", stack, pattern=DNS_LABEL_RE.pattern, hint="a DNS-1123 label") or stack

@@ -68,7 +68,7 @@ def parse_range(text: object) -> tuple[AddressRange | None, str]:
         if int(first) > int(last):
             return None, f"{text!r} ends before it starts"
         return AddressRange(text, first, last), ""
-    network, why = parse_cidr(text)
+    network, _ = parse_cidr(text)
     if network is None:
         return None, f"{text!r} is neither a CIDR nor an a-b address range"
     return AddressRange(str(text), network.network_address, network.broadcast_address), ""

@@ -24,7 +24,8 @@ class Box(pulumi.ComponentResource):
             # Registered inside an apply: the runner must wait for it.
             remote.Command(
                 f"{name}-late", create="echo hi", stdin=token.result,
-                connection=remote.ConnectionArgs(host="192.0.2.1", private_key=pulumi.Output.secret("PRIVATE-KEY-TEXT")),
+                connection=remote.ConnectionArgs(host="192.0.2.1",
+                                                 private_key=pulumi.Output.secret("PRIVATE-KEY-TEXT")),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[token], delete_before_replace=True,
                                             additional_secret_outputs=["stdout"], ignore_changes=["triggers"]),
             )

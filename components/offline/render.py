@@ -44,6 +44,10 @@ def _is_gardener_shoot(resource: Resource) -> bool:
     return resource.type.startswith("pulumi-python:dynamic") and resource.type.endswith(GARDENER_SHOOT_SUFFIX)
 
 
+def is_manifest(resource: Resource) -> bool:
+    return resource.type.startswith("kubernetes:") and resource.custom and not resource.type.startswith(NOT_MANIFESTS)
+
+
 def scripts(resource: Resource) -> dict[str, str]:
     """The create/update/delete scripts of a command resource (redacted)."""
     inputs = resource.redacted_inputs()
@@ -100,7 +104,7 @@ def render(recording: Recording, out: Path) -> list[Path]:
             write(f"helm/{_file_name(resource.name)}.yaml", dump(helm_release(resource)))
         elif _is_gardener_shoot(resource):
             write(f"api/{_file_name(resource.name)}.create.json", json.dumps(api_body(resource), indent=2) + "\n")
-        elif resource.type.startswith("kubernetes:") and resource.custom and not resource.type.startswith(NOT_MANIFESTS):
+        elif is_manifest(resource):
             body = manifest(resource)
             kind = str(body.get("kind") or resource.type.rsplit(":", 1)[-1])
             write(f"manifests/{_file_name(kind)}-{_file_name(resource.name)}.yaml", dump(body))

@@ -29,7 +29,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SECRET = "[secret]"
+SECRET = "[secret]"  # noqa: S105 - the redaction marker, not a password
 UNKNOWN = "[unknown]"
 FAKE_KUBECONFIG = """apiVersion: v1
 kind: Config
@@ -46,7 +46,7 @@ current-context: mock
 """
 
 
-class ProgramFailed(Exception):
+class ProgramFailed(Exception):  # noqa: N818 - reads as the event it reports
     """The program raised; the original exception is chained as `__cause__`.
 
     `registered` holds what was registered before it failed (config errors must leave it empty).
@@ -80,7 +80,8 @@ class Resource:
         return any(".".join(parts[:i]) in self.secret_paths for i in range(1, len(parts) + 1))
 
     def redacted_inputs(self) -> dict[str, Any]:
-        return _redact(self.inputs, self.secret_paths, "")
+        redacted: dict[str, Any] = _redact(self.inputs, self.secret_paths, "")
+        return redacted
 
 
 @dataclass
@@ -198,7 +199,7 @@ def _redact(value: Any, secrets: frozenset[str], path: str) -> Any:
     return value
 
 
-class RecordingMocks(pulumi_mocks.Mocks):
+class RecordingMocks(pulumi_mocks.Mocks):  # type: ignore[misc]
     """Resource outputs for the mock engine: inputs echoed back, plus plausible provider outputs."""
 
     def __init__(self, command_stdout: Callable[[pulumi_mocks.MockResourceArgs], str] | None = None) -> None:
@@ -228,7 +229,7 @@ def default_command_stdout(args: pulumi_mocks.MockResourceArgs) -> str:
     return FAKE_KUBECONFIG if "k3s.yaml" in text or "kubeconfig" in args.name else ""
 
 
-class RecordingMonitor(pulumi_mocks.MockMonitor):
+class RecordingMonitor(pulumi_mocks.MockMonitor):  # type: ignore[misc]
     def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
         super().__init__(mocks)
         self.recorded: list[Resource] = []
