@@ -1,0 +1,161 @@
+"""`K3sCluster` (``platform:k3s:Cluster``): K3s with embedded etcd on existing hosts, over SSH.
+
+Thin Pulumi wiring around pure parts: `plan.install_plan` decides the steps and their
+order, `render` the files, `scripts` the commands. Each step is one pulumi-command
+resource whose ``depends_on`` is exactly the plan's, so creation, rolling changes and
+teardown all follow one graph (see `plan.py` for the picture and `upgrade.py` for how
+downgrades, minor skips and majority removals are refused).
+
+Secrets: the cluster token and the agent token are `RandomPassword`s created once (their
+inputs are ignored afterwards, so a code change can never roll them); with the etcd S3
+secret key they reach a host only inside config.yaml on the install step's ``stdin``. The
+admin kubeconfig is read by a step with logging off and ``stdout``/``stderr`` as additional
+secret outputs, and leaves the component as a secret output.
+
+Re-runs: a command runs again only when its own inputs change (script text, which carries
+the version and every non-secret value, or the config.yaml on stdin). Every command has an
+``update`` equal to its ``create``, so a change is an in-place update, never a replacement
+that would run the delete (uninstall) script.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_random as random
+from pulumi_command import remote
+
+from components.k3s import render, scripts
+from components.k3s.args import K3sClusterArgs, NodeSpec
+from components.k3s.plan import Step, install_plan
+
+TYPE_NAME = "platform:k3s:Cluster"
+SSH_DIAL_ERROR_LIMIT = 10
+SSH_PER_DIAL_TIMEOUT = 15
+TOKEN_INPUTS = ["length", "lower", "upper", "numeric", "special", "minLower", "minNumeric", "keepers"]
+
+
+class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
+    """A K3s HA cluster. `kubeconfig` (secret) resolves once every node has joined."""
+
+    kubeconfig: pulumi.Output[str]
+    api_ready: pulumi.Output[bool]
+    api_endpoint: pulumi.Output[str]
+    deployed: pulumi.Output[dict[str, Any]]
+
+    def __init__(self, name: str, args: K3sClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TYPE_NAME, name, None, opts)
+        self.args = args
+        child = pulumi.ResourceOptions(parent=self)
+        # Generated once; never regenerated (changing the token breaks every existing node).
+        token_opts = child.merge(pulumi.ResourceOptions(ignore_changes=TOKEN_INPUTS))
+        token = random.RandomPassword(
+            f"{name}-token", length=64, lower=True, upper=False, numeric=True, special=False, opts=token_opts,
+        )
+        agent_token = random.RandomPassword(
+            f"{name}-agent-token", length=64, lower=True, upper=False, numeric=True, special=False, opts=token_opts,
+        )
+        s3_key = args.etcd.s3.secret_key if args.etcd.s3 is not None else None
+        secrets = pulumi.Output.all(
+            token.result, agent_token.result, pulumi.Output.secret(s3_key.value) if s3_key else None,
+        ).apply(lambda v: render.ConfigSecrets(v[0], v[1], v[2]))
+        private_key = (
+            pulumi.Output.secret(args.ssh_private_key.value) if args.ssh_private_key is not None else None
+        )
+        nodes = {n.name: n for n in args.nodes}
+
+        def connection(node: NodeSpec) -> remote.ConnectionArgs:
+            proxy = None
+            if args.bastion is not None:
+                proxy = remote.ProxyConnectionArgs(
+                    host=args.bastion.host, port=args.bastion.port, user=args.bastion.user,
+                    private_key=private_key, dial_error_limit=SSH_DIAL_ERROR_LIMIT,
+                    per_dial_timeout=SSH_PER_DIAL_TIMEOUT,
+                )
+            return remote.ConnectionArgs(
+                host=node.address, port=node.ssh_port, user=node.ssh_user, private_key=private_key,
+                host_key=node.host_key, proxy=proxy, dial_error_limit=SSH_DIAL_ERROR_LIMIT,
+                per_dial_timeout=SSH_PER_DIAL_TIMEOUT,
+            )
+
+        self.steps: dict[str, pulumi.CustomResource] = {}
+        for step in install_plan(args):
+            deps: list[pulumi.Resource] = [self.steps[key] for key in step.after]
+            opts_ = child.merge(pulumi.ResourceOptions(depends_on=deps))
+            self.steps[step.key] = self._step(name, step, nodes, connection, secrets, opts_)
+
+        api = self.steps["api-ready"]
+        kubeconfig_cmd = self.steps["kubeconfig"]
+        assert isinstance(api, remote.Command) and isinstance(kubeconfig_cmd, remote.Command)
+        endpoint, cluster_name = args.api_endpoint, args.cluster_name
+        self.api_ready_step: pulumi.Resource = api
+        self.ready_step: pulumi.Resource = kubeconfig_cmd
+        self.api_ready = api.stdout.apply(lambda _: True)
+        self.api_endpoint = pulumi.Output.from_input(render.api_url(endpoint))
+        self.kubeconfig = pulumi.Output.secret(
+            kubeconfig_cmd.stdout.apply(lambda text: render.rewrite_kubeconfig(text or "", endpoint, cluster_name))
+        )
+        deployed = args.deployed
+        self.deployed = pulumi.Output.from_input(
+            {"version": deployed.version, "servers": list(deployed.servers), "agents": list(deployed.agents)}
+        )
+        self.register_outputs({
+            "kubeconfig": self.kubeconfig, "apiReady": self.api_ready, "apiEndpoint": self.api_endpoint,
+            "deployed": self.deployed,
+        })
+
+    def _step(self, name: str, step: Step, nodes: dict[str, NodeSpec], connection: Any,
+              secrets: pulumi.Output[render.ConfigSecrets], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+        args = self.args
+        resource_name = f"{name}-{step.key}"
+        host = nodes[step.host]
+        node = nodes[step.node] if step.node else None
+        if step.kind == "stage":
+            assert node is not None and step.artefact is not None
+            local = {"binary": args.airgap.binary, "installer": args.airgap.install_script,
+                     "images": args.airgap.images}[step.artefact]
+            assert local is not None
+            return remote.CopyToRemote(
+                resource_name, connection=connection(host), source=pulumi.FileAsset(local),
+                remote_path=scripts.stage_path(args, step.artefact), opts=opts,
+            )
+        create: str
+        delete: str | None = None
+        stdin: pulumi.Output[str] | None = None
+        extra = pulumi.ResourceOptions()
+        if step.kind == "preflight":
+            create = str(scripts.preflight_script(args))
+        elif step.kind == "prepare":
+            assert node is not None
+            create = str(scripts.prepare_script(args, node))
+        elif step.kind == "install":
+            assert node is not None
+            create = str(scripts.install_script(args, node))
+            delete = str(scripts.remove_script(args, node))
+            bound = node
+            stdin = pulumi.Output.secret(secrets.apply(lambda s: render.render_node_config(args, bound, s)))
+            extra = pulumi.ResourceOptions(delete_before_replace=True)
+        elif step.kind == "api-ready":
+            create = str(scripts.api_ready_script(args))
+        elif step.kind == "member":
+            assert node is not None
+            create = str(scripts.member_create_script(args, node))
+            delete = str(scripts.member_delete_script(args, node))
+            extra = pulumi.ResourceOptions(delete_before_replace=True)
+        elif step.kind == "kubeconfig":
+            create = str(scripts.kubeconfig_script(args))
+            extra = pulumi.ResourceOptions(additional_secret_outputs=["stdout", "stderr"])
+        else:  # pragma: no cover - the plan only has the kinds above
+            raise ValueError(f"unknown step kind {step.kind}")
+        return remote.Command(
+            resource_name,
+            connection=connection(host),
+            create=create,
+            update=create,
+            delete=delete,
+            stdin=stdin,
+            add_previous_output_in_env=False,
+            logging=remote.Logging.NONE if step.kind == "kubeconfig" else remote.Logging.STDOUT_AND_STDERR,
+            opts=opts.merge(extra),
+        )

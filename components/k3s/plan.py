@@ -1,0 +1,110 @@
+"""The install graph as data: which remote steps exist and which must finish before which.
+
+`install_plan(args)` is pure; `cluster.py` turns each `Step` into one resource with
+``depends_on`` exactly `Step.after`, and the tests check the registered graph equals the
+plan. Pulumi deletes in reverse dependency order, so this one graph fixes creation,
+rolling-update and teardown order:
+
+    preflight (server 1) ─┐
+    prepare/stage (each node, in parallel) ─┤
+                          └─► install server 1 ─► install server 2 ─► … ─► install server n
+                                                                              │
+                                                                          api-ready (endpoint answers)
+                                                                              │
+                              install agent 1 … agent m (in parallel, each after api-ready)
+                                                                              │
+                              member agent 1 … agent m (on server 1: registered / drain+delete on removal)
+                                                                              │
+                                                                          kubeconfig (server 1)
+
+Creation and every update (a config change restarts, a version bump upgrades) run servers
+one at a time in list order, then agents in parallel; teardown runs kubeconfig, agent
+members (drain + delete node), agent uninstalls, then servers n … 2, then server 1.
+The critical path is servers + 5 steps whatever the number of agents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from components.k3s.args import K3sClusterArgs
+
+StepKind = Literal["preflight", "prepare", "stage", "install", "api-ready", "member", "kubeconfig"]
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str  # resource name suffix: f"{cluster}-{key}"
+    kind: StepKind
+    node: str | None  # the node the step is about
+    host: str  # the node whose SSH connection runs it
+    after: tuple[str, ...] = ()
+    artefact: str | None = None  # stage steps: "binary" | "installer" | "images"
+
+
+def staged_artefacts(args: K3sClusterArgs) -> tuple[str, ...]:
+    if not args.airgap.enabled:
+        return ()
+    return ("binary", "installer") + (("images",) if args.airgap.images else ())
+
+
+def install_plan(args: K3sClusterArgs) -> tuple[Step, ...]:
+    first = args.first_server.name
+    steps: list[Step] = [Step("preflight", "preflight", None, first)]
+    node_prereqs: dict[str, tuple[str, ...]] = {}
+    for node in args.nodes:
+        keys = [f"{node.name}-prepare"]
+        steps.append(Step(keys[0], "prepare", node.name, node.name))
+        for artefact in staged_artefacts(args):
+            key = f"{node.name}-stage-{artefact}"
+            steps.append(Step(key, "stage", node.name, node.name, artefact=artefact))
+            keys.append(key)
+        node_prereqs[node.name] = tuple(keys)
+    previous = "preflight"
+    for server in args.servers:
+        key = f"{server.name}-install"
+        steps.append(Step(key, "install", server.name, server.name, (previous, *node_prereqs[server.name])))
+        previous = key
+    steps.append(Step("api-ready", "api-ready", None, first, (previous,)))
+    members: list[str] = []
+    for agent in args.agents:
+        install = f"{agent.name}-install"
+        steps.append(Step(install, "install", agent.name, agent.name, ("api-ready", *node_prereqs[agent.name])))
+        member = f"{agent.name}-member"
+        steps.append(Step(member, "member", agent.name, first, (install,)))
+        members.append(member)
+    steps.append(Step("kubeconfig", "kubeconfig", None, first, ("api-ready", *members)))
+    return tuple(steps)
+
+
+def critical_path(steps: tuple[Step, ...] | list[Step]) -> list[str]:
+    """The longest chain of steps (by count) through the dependency graph, first to last."""
+    by_key = {s.key: s for s in steps}
+    longest: dict[str, list[str]] = {}
+    for step in steps:  # plan order is topological
+        best: list[str] = []
+        for dep in step.after:
+            if dep not in by_key:
+                raise KeyError(f"{step.key} depends on unknown step {dep}")
+            if len(longest[dep]) > len(best):
+                best = longest[dep]
+        longest[step.key] = [*best, step.key]
+    return max(longest.values(), key=len) if longest else []
+
+
+def describe(args: K3sClusterArgs) -> str:
+    """A human summary of the install order (for the offline render and reviews)."""
+    steps = install_plan(args)
+    path = critical_path(steps)
+    servers = [n.name for n in args.servers]
+    agents = [n.name for n in args.agents]
+    lines = [
+        f"{len(args.nodes)} nodes: {len(servers)} servers, {len(agents)} agents; API at {args.api_endpoint}"
+        + (f" (kube-vip ARP VIP on {args.vip.interface})" if args.vip else ""),
+        "servers, one at a time: " + " -> ".join(servers),
+        f"agents, in parallel once the API answers: {', '.join(agents) or '(none)'}",
+        f"critical path, {len(path)} remote steps: " + " -> ".join(path),
+        f"teardown: kubeconfig, agents ({len(agents)} in parallel), then " + " -> ".join(reversed(servers)),
+    ]
+    return "\n".join(lines) + "\n"

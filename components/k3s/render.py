@@ -1,0 +1,272 @@
+"""Pure renderers of every file K3s reads: config.yaml, registries.yaml, the kube-vip manifest.
+
+All server configs are produced by `server_config`, which starts from one dict built once
+by `server_common` from `K3sClusterArgs`; only the keys in `PER_NODE_KEYS` differ between
+servers. So the values K3s requires to be identical on every server ("critical
+configuration value mismatch" otherwise) are identical by construction, and the tests check
+it for whole stacks.
+
+Secrets (token, agent token, etcd S3 secret key) enter only through a `ConfigSecrets`
+value, which the component builds inside an `Output.apply` over secret outputs; the
+rendered document then travels to the host on stdin and is written with mode 0600.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from components.k3s.args import K3sClusterArgs, NodeSpec
+from components.netaddr import parse_ip
+
+CONFIG_PATH = "/etc/rancher/k3s/config.yaml"
+REGISTRIES_PATH = "/etc/rancher/k3s/registries.yaml"
+KUBE_VIP_MANIFEST_PATH = "/var/lib/rancher/k3s/server/manifests/platform-kube-vip.yaml"
+API_PORT = 6443
+
+# K3s refuses to join a server whose value differs from the cluster's for these keys.
+CRITICAL_SERVER_KEYS = frozenset({
+    "agent-token", "cluster-cidr", "cluster-dns", "cluster-domain", "disable", "disable-cloud-controller",
+    "disable-helm-controller", "disable-network-policy", "egress-selector-mode", "flannel-backend",
+    "flannel-ipv6-masq", "secrets-encryption", "service-cidr", "token",
+})
+# The only keys allowed to differ between two servers of one cluster.
+PER_NODE_KEYS = frozenset({"node-name", "node-ip", "node-label", "node-taint", "cluster-init", "server"})
+
+
+@dataclass(frozen=True)
+class ConfigSecrets:
+    """The secret values in config.yaml. Never printed: repr hides them."""
+
+    token: str
+    agent_token: str
+    etcd_s3_secret_key: str | None = None
+
+    def __repr__(self) -> str:
+        return "ConfigSecrets(<redacted>)"
+
+
+# Placeholders for previews, docs and the offline render: never a real secret.
+REDACTED = ConfigSecrets("<token>", "<agent-token>", "<etcd-s3-secret-key>")
+
+
+def url_host(address: str) -> str:
+    ip = parse_ip(address)
+    return f"[{ip}]" if ip is not None and ip.version == 6 else address
+
+
+def api_url(host: str) -> str:
+    return f"https://{url_host(host)}:{API_PORT}"
+
+
+def tls_sans(args: K3sClusterArgs) -> tuple[str, ...]:
+    """Every name the API certificate must carry: endpoint, VIP, server addresses, extras."""
+    names = [args.api_endpoint]
+    if args.vip is not None:
+        names.append(args.vip.address)
+    names += [n.address for n in args.servers]
+    names += list(args.tls_sans)
+    return tuple(dict.fromkeys(names))
+
+
+def node_labels(args: K3sClusterArgs, node: NodeSpec) -> list[str]:
+    """``key=value`` node labels (the stack's, plus those its storage choice needs)."""
+    return [f"{k}={v}" for k, v in sorted(dict(node.labels).items())]
+
+
+def _disabled(args: K3sClusterArgs) -> list[str]:
+    disabled = ["traefik", "servicelb"]
+    if args.disable_local_storage:
+        disabled.append("local-storage")
+    return disabled
+
+
+def server_common(args: K3sClusterArgs, secrets: ConfigSecrets) -> dict[str, Any]:
+    """The part of every server's config.yaml that is the same on all servers."""
+    doc: dict[str, Any] = {
+        "token": secrets.token,
+        "agent-token": secrets.agent_token,
+        "tls-san": list(tls_sans(args)),
+        "cluster-cidr": args.pod_cidr,
+        "service-cidr": args.service_cidr,
+        "cluster-dns": args.cluster_dns,
+        "cluster-domain": args.cluster_domain,
+        "disable": _disabled(args),
+        "write-kubeconfig-mode": "0600",
+    }
+    if args.calico:
+        doc["flannel-backend"] = "none"
+        doc["disable-network-policy"] = True
+    if args.selinux:
+        doc["selinux"] = True
+    if args.failover_tuning:
+        doc["kube-controller-manager-arg"] = ["node-monitor-period=2s", "node-monitor-grace-period=16s"]
+        doc["kube-apiserver-arg"] = [
+            "default-not-ready-toleration-seconds=30", "default-unreachable-toleration-seconds=30",
+        ]
+    etcd = args.etcd
+    doc["etcd-arg"] = [
+        f"heartbeat-interval={etcd.heartbeat_interval_ms}", f"election-timeout={etcd.election_timeout_ms}",
+    ]
+    if etcd.snapshot_schedule:
+        doc["etcd-snapshot-schedule-cron"] = etcd.snapshot_schedule
+        doc["etcd-snapshot-retention"] = etcd.snapshot_retention
+    if etcd.s3 is not None:
+        s3 = etcd.s3
+        doc["etcd-s3"] = True
+        doc["etcd-s3-endpoint"] = s3.endpoint
+        doc["etcd-s3-bucket"] = s3.bucket
+        doc["etcd-s3-region"] = s3.region
+        if s3.folder:
+            doc["etcd-s3-folder"] = s3.folder
+        doc["etcd-s3-access-key"] = s3.access_key
+        if secrets.etcd_s3_secret_key is not None:
+            doc["etcd-s3-secret-key"] = secrets.etcd_s3_secret_key
+        if s3.skip_ssl_verify:
+            doc["etcd-s3-skip-ssl-verify"] = True
+    return doc
+
+
+def _node_part(args: K3sClusterArgs, node: NodeSpec) -> dict[str, Any]:
+    doc: dict[str, Any] = {"node-name": node.name, "node-ip": node.address}
+    labels = node_labels(args, node)
+    if labels:
+        doc["node-label"] = labels
+    if node.taints:
+        doc["node-taint"] = list(node.taints)
+    return doc
+
+
+def server_config(args: K3sClusterArgs, node: NodeSpec, secrets: ConfigSecrets) -> dict[str, Any]:
+    """config.yaml of one server. Server 1 bootstraps etcd; the others join server 1 itself
+    (not the API endpoint: a VIP served from inside the cluster is not up during the joins)."""
+    if node.role != "server":
+        raise ValueError(f"{node.name} is not a server")
+    doc = dict(_node_part(args, node))
+    if node.name == args.first_server.name:
+        doc["cluster-init"] = True
+    else:
+        doc["server"] = api_url(args.first_server.address)
+    doc.update(server_common(args, secrets))
+    return doc
+
+
+def agent_config(args: K3sClusterArgs, node: NodeSpec, secrets: ConfigSecrets) -> dict[str, Any]:
+    if node.role != "agent":
+        raise ValueError(f"{node.name} is not an agent")
+    doc = {"server": api_url(args.api_endpoint), "token": secrets.agent_token, **_node_part(args, node)}
+    if args.selinux:
+        doc["selinux"] = True
+    return doc
+
+
+def node_config(args: K3sClusterArgs, node: NodeSpec, secrets: ConfigSecrets) -> dict[str, Any]:
+    return server_config(args, node, secrets) if node.role == "server" else agent_config(args, node, secrets)
+
+
+def render_yaml(doc: dict[str, Any] | list[Any]) -> str:
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def render_node_config(args: K3sClusterArgs, node: NodeSpec, secrets: ConfigSecrets) -> str:
+    """The exact bytes of /etc/rancher/k3s/config.yaml on `node`."""
+    return "# Managed by platform:k3s (components/k3s/render.py). Local edits are overwritten.\n" + render_yaml(
+        node_config(args, node, secrets)
+    )
+
+
+def registries_yaml(args: K3sClusterArgs) -> str | None:
+    if not args.registry_mirrors:
+        return None
+    doc = {"mirrors": {registry: {"endpoint": list(endpoints)} for registry, endpoints in args.registry_mirrors}}
+    return "# Managed by platform:k3s.\n" + render_yaml(doc)
+
+
+def kube_vip_manifest(args: K3sClusterArgs) -> str | None:
+    """RBAC and DaemonSet for kube-vip (ARP, control plane only), for K3s's auto-deploy directory."""
+    if args.vip is None:
+        return None
+    vip = args.vip
+    labels = {"app.kubernetes.io/name": "kube-vip", "app.kubernetes.io/managed-by": "platform"}
+    env = {
+        "vip_arp": "true", "port": str(API_PORT), "vip_interface": vip.interface, "cp_enable": "true",
+        "cp_namespace": "kube-system", "svc_enable": "false", "vip_leaderelection": "true",
+        "vip_leasename": "plndr-cp-lock", "vip_leaseduration": "5", "vip_renewdeadline": "3",
+        "vip_retryperiod": "1", "address": vip.address,
+    }
+    docs: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": "kube-vip", "namespace": "kube-system", "labels": labels}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": "system:kube-vip-role", "labels": labels},
+         "rules": [
+             {"apiGroups": [""], "resources": ["services/status"], "verbs": ["update"]},
+             {"apiGroups": [""], "resources": ["services", "endpoints"], "verbs": ["list", "get", "watch", "update"]},
+             {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "get", "watch", "update", "patch"]},
+             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+              "verbs": ["list", "get", "watch", "update", "create"]},
+             {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+              "verbs": ["list", "get", "watch", "update"]},
+             {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+         ]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "system:kube-vip-binding", "labels": labels},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:kube-vip-role"},
+         "subjects": [{"kind": "ServiceAccount", "name": "kube-vip", "namespace": "kube-system"}]},
+        {"apiVersion": "apps/v1", "kind": "DaemonSet",
+         "metadata": {"name": "kube-vip-ds", "namespace": "kube-system", "labels": labels},
+         "spec": {
+             "selector": {"matchLabels": {"app.kubernetes.io/name": "kube-vip"}},
+             "updateStrategy": {"type": "RollingUpdate"},
+             "template": {
+                 "metadata": {"labels": labels},
+                 "spec": {
+                     "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                         "nodeSelectorTerms": [{"matchExpressions": [
+                             {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}]}}},
+                     "containers": [{
+                         "name": "kube-vip",
+                         "image": f"ghcr.io/kube-vip/kube-vip:{vip.kube_vip_version}",
+                         "imagePullPolicy": "IfNotPresent",
+                         "args": ["manager"],
+                         "env": [{"name": k, "value": v} for k, v in env.items()],
+                         "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
+                     }],
+                     "hostNetwork": True,
+                     "serviceAccountName": "kube-vip",
+                     # Nodes stay NotReady until the CNI runs; kube-vip must run before that.
+                     "tolerations": [{"operator": "Exists", "effect": "NoSchedule"},
+                                     {"operator": "Exists", "effect": "NoExecute"}],
+                 },
+             },
+         }},
+    ]
+    return "# Managed by platform:k3s.\n" + yaml.safe_dump_all(docs, sort_keys=False, width=1000)
+
+
+def rewrite_kubeconfig(text: str, api_endpoint: str, name: str) -> str:
+    """K3s's admin kubeconfig, pointed at the API endpoint, with cluster/user/context `name`.
+
+    Empty input (a preview, or mocks) gives empty output; anything else must be a
+    kubeconfig with one cluster, user and context, or this raises.
+    """
+    if not text or not text.strip():
+        return ""
+    doc = yaml.safe_load(text)
+    if not isinstance(doc, dict):
+        raise ValueError("the kubeconfig read from server 1 is not a YAML mapping")
+    clusters, users, contexts = doc.get("clusters"), doc.get("users"), doc.get("contexts")
+    if not (isinstance(clusters, list) and isinstance(users, list) and isinstance(contexts, list)) or not (
+        len(clusters) == len(users) == len(contexts) == 1
+    ):
+        raise ValueError("the kubeconfig read from server 1 does not have exactly one cluster, user and context")
+    clusters[0]["name"] = name
+    clusters[0]["cluster"]["server"] = api_url(api_endpoint)
+    users[0]["name"] = name
+    contexts[0]["name"] = name
+    contexts[0]["context"]["cluster"] = name
+    contexts[0]["context"]["user"] = name
+    doc["current-context"] = name
+    return render_yaml(doc)
