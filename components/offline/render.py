@@ -3,9 +3,11 @@
 ``python -m components.offline.render <stack> [--out build/render]`` runs the real program
 under mocks and writes ``<out>/<stack>/``:
 
+- ``install-order.txt``: the remote steps in waves (what runs in parallel, the critical path),
 - ``resources.json``: every resource (type, name, parent, dependencies, provider, options,
   inputs with secrets replaced by ``[secret]``),
 - ``scripts/<resource>.<create|update|delete>.sh``: every remote/local command script,
+- ``hosts/<node>/...``: the files those scripts write on each node (tokens redacted),
 - ``helm/<release>.yaml``: chart, repository, version, namespace and values of each Helm
   release (v3 Release) and chart (v4 Chart),
 - ``manifests/<kind>-<name>.yaml``: every other Kubernetes object and custom resource,
@@ -81,8 +83,35 @@ def api_body(resource: Resource) -> dict[str, Any]:
     return body
 
 
-def render(recording: Recording, out: Path) -> list[Path]:
-    """Write the render tree for `recording` under `out` (replaced) and return the files."""
+def install_order(recording: Recording) -> str:
+    """Remote steps grouped by the earliest wave they can run in (from real dependencies).
+
+    Steps in one wave run in parallel; the number of waves is the critical path. This is how a
+    reviewer sees that servers join one at a time and agents install side by side.
+    """
+    commands = [r for r in recording if r.type in COMMAND_TYPES]
+    wave: dict[str, int] = {}
+
+    def depth(resource: Resource) -> int:
+        if resource.urn not in wave:
+            wave[resource.urn] = 0  # guards against cycles while computing
+            before = [c for c in commands if c is not resource and recording.depends_on(resource, c)]
+            wave[resource.urn] = 1 + max((depth(c) for c in before), default=0)
+        return wave[resource.urn]
+
+    waves: dict[int, list[str]] = {}
+    for command in commands:
+        waves.setdefault(depth(command), []).append(command.name)
+    lines = [f"{len(commands)} remote steps in {len(waves)} waves (critical path)"]
+    for number in sorted(waves):
+        names = sorted(waves[number])
+        label = "parallel" if len(names) > 1 else "serial"
+        lines.append(f"wave {number:3d} ({label}, {len(names)}): {', '.join(names)}")
+    return "\n".join(lines) + "\n"
+
+
+def render(recording: Recording, out: Path, extra: dict[str, str] | None = None) -> list[Path]:
+    """Write the render tree for `recording` (plus `extra` files) under `out` and return the files."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -96,6 +125,9 @@ def render(recording: Recording, out: Path) -> list[Path]:
 
     dump: Callable[[Any], str] = lambda data: yaml.safe_dump(data, sort_keys=True, default_flow_style=False)  # noqa: E731
     write("resources.json", recording.canonical_json() + "\n")
+    write("install-order.txt", install_order(recording))
+    for relative, text in sorted((extra or {}).items()):
+        write(relative, text)
     for resource in recording:
         if resource.type in COMMAND_TYPES:
             for phase, text in scripts(resource).items():
@@ -117,14 +149,52 @@ def render(recording: Recording, out: Path) -> list[Path]:
 
 
 def find_leaks(paths: list[Path], secret_values: frozenset[str]) -> list[str]:
-    """Files whose text contains any secret value (or any line of a multi-line secret)."""
+    """Files whose text contains a secret value, or any long token of a multi-line secret.
+
+    Long whitespace-free tokens (key material, base64, hex) catch a secret that was split or
+    re-wrapped; shorter fragments such as a kubeconfig's server line are not secret on their own.
+    """
     needles: set[str] = set()
     for value in secret_values:
         if value == SECRET:
             continue
         needles.add(value)
-        needles.update(line.strip() for line in value.splitlines() if len(line.strip()) >= 16)
+        needles.update(token for token in value.split() if len(token) >= 32)
     return [str(p) for p in paths if any(n in p.read_text() for n in needles)]
+
+
+def host_files(stack: str, secrets: dict[str, str]) -> dict[str, str]:
+    """Files the K3s scripts write on each host, with tokens redacted (they travel on stdin).
+
+    The scripts receive these on secret stdin, so they are absent from `resources.json`;
+    rendering them from the same pure functions lets reviewers diff every node's config.
+    """
+    from components.config import parse_stack_config
+    from components.k3s import K3sClusterArgs
+    from components.k3s import render as k3s_render
+    from components.offline.runner import stack_config
+
+    raw = {f"{k}": (v if isinstance(v, str) else json.dumps(v)) for k, v in stack_config(stack).items()}
+    raw.update(secrets)
+    cfg = parse_stack_config(raw, frozenset(secrets), stack=stack)
+    if cfg.cluster_kind != "k3s":
+        return {}
+    args = K3sClusterArgs.from_config(cfg)
+    files = {
+        f"hosts/{node.name}/etc/rancher/k3s/config.yaml": k3s_render.render_node_config(args, node, k3s_render.REDACTED)
+        for node in args.nodes
+    }
+    registries = k3s_render.registries_yaml(args)
+    vip = k3s_render.kube_vip_manifest(args)
+    for node in args.servers:
+        if registries:
+            files[f"hosts/{node.name}/etc/rancher/k3s/registries.yaml"] = registries
+        if vip:
+            files[f"hosts/{node.name}/var/lib/rancher/k3s/server/manifests/kube-vip.yaml"] = vip
+    for node in args.agents:
+        if registries:
+            files[f"hosts/{node.name}/etc/rancher/k3s/registries.yaml"] = registries
+    return files
 
 
 def render_secrets(stack: str) -> dict[str, str]:
@@ -144,14 +214,15 @@ def main(argv: list[str] | None = None) -> int:
         stacks = sorted(p.name[7:-5] for p in PROJECT_ROOT.glob("Pulumi.*.yaml"))
         print(f"no stack file Pulumi.{args.stack}.yaml (stacks: {', '.join(stacks)})", file=sys.stderr)
         return 2
+    secrets = render_secrets(args.stack)
     try:
-        recording = run_program(args.stack, secrets=render_secrets(args.stack))
+        recording = run_program(args.stack, secrets=secrets)
     except ProgramFailed as failed:
         cause = failed.__cause__
         print(str(cause) if cause is not None else str(failed), file=sys.stderr)
         return 1
     target = Path(args.out) / args.stack
-    files = render(recording, target)
+    files = render(recording, target, host_files(args.stack, secrets))
     print(f"rendered {len(recording.resources)} resources into {len(files)} files under {target}")
     return 0
 

@@ -223,10 +223,8 @@ class RecordingMocks(pulumi_mocks.Mocks):  # type: ignore[misc]
 
 
 def default_command_stdout(args: pulumi_mocks.MockResourceArgs) -> str:
-    """Commands that print a kubeconfig get a fake one; every other command prints nothing."""
-    create = args.inputs.get("create")
-    text = json.dumps(create, default=str) if create is not None else ""
-    return FAKE_KUBECONFIG if "k3s.yaml" in text or "kubeconfig" in args.name else ""
+    """The kubeconfig-fetching command (named ``*-kubeconfig``) prints a fake one; others nothing."""
+    return FAKE_KUBECONFIG if args.name.endswith("-kubeconfig") else ""
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):  # type: ignore[misc]
