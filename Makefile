@@ -36,10 +36,13 @@ render: venv
 render-all: venv
 	@for s in $(STACKS); do $(PY) -m components.offline.render $$s || exit 1; done
 
-## check-render: real tools on the rendered artefacts of every stack
+## check-render: real tools on the rendered artefacts of every stack (shellcheck, CRD/values schemas)
 check-render: render-all
 	@scripts=$$(find build/render -name '*.sh' | sort); \
 	  if [ -n "$$scripts" ]; then shellcheck -s bash $$scripts && echo "shellcheck: $$(echo "$$scripts" | wc -l) scripts clean"; fi
+	@if [ -d ../shared/reference ]; then \
+	  for s in $(STACKS); do echo "conformance: $$s"; $(PY) -m tests.addons.schema build/render/$$s || exit 1; done; \
+	else echo "conformance: skipped, ../shared/reference is not present"; fi
 
 lint: venv
 	$(VENV)/bin/ruff check components tests bench __main__.py
