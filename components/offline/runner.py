@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import runpy
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,33 +300,27 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None,
     return config
 
 
-def run_program(
-    stack: str,
-    overrides: Mapping[str, Any] | None = None,
-    secrets: Mapping[str, str] | None = None,
+def run_under_mocks(
+    build: Callable[[], None],
     *,
+    stack: str = "test",
+    config: Mapping[str, str] | None = None,
+    secret_keys: Iterable[str] = (),
     preview: bool = False,
-    root: Path = PROJECT_ROOT,
     command_stdout: Callable[[pulumi_mocks.MockResourceArgs], str] | None = default_command_stdout,
     env: Mapping[str, str] | None = None,
 ) -> Recording:
-    """Run `<root>/__main__.py` for `stack` under mocks and return what it registered.
+    """Run `build()` as a Pulumi program under recording mocks; return what it registered.
 
-    `overrides` replace or (with None) delete `platform:*` keys of the stack file; `secrets`
-    are set as secret config values (as `pulumi config set --secret` would).
+    Whatever `build` exports with `pulumi.export` lands in `Recording.stack_outputs`, with its
+    secret-ness, so component tests can export a component's outputs and inspect them.
     """
-    config = stack_config(stack, overrides, root)
-    for key, value in (secrets or {}).items():
-        config[key] = value
-    as_strings = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    secret_keys = sorted(secrets or {})
-
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     old_env = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update(env or {})
     settings.ROOT.set(None)
-    pulumi.runtime.set_all_config(as_strings, secret_keys)
+    pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys))
     monitor = RecordingMonitor(RecordingMocks(command_stdout))
     pulumi.runtime.set_mocks(monitor.mocks, project="platform", stack=stack, preview=preview, monitor=monitor)
     settings.SETTINGS.rpc_manager.clear()
@@ -338,14 +332,13 @@ def run_program(
         for key, value in dict(getattr(stack_resource, "outputs", {}) or {}).items():
             output = pulumi.Output.from_input(value)
             resolved = await output.future(with_unknowns=True)
-            found: set[str] = set()
-            monitor.stack_outputs[key] = _walk_secrets(resolved, key, found, monitor.secret_values)
+            monitor.stack_outputs[key] = _walk_secrets(resolved, key, set(), monitor.secret_values)
             if await output.is_secret():
                 monitor.stack_output_secrets.add(key)
                 _collect_strings(resolved, monitor.secret_values)
 
     def program() -> Any:
-        runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+        build()
         return collect_exports()
 
     try:
@@ -364,6 +357,33 @@ def run_program(
         pulumi.runtime.set_all_config({}, [])
         loop.close()
         asyncio.set_event_loop(None)
-    plain = set(monitor.secret_values) | {v for v in (secrets or {}).values() if len(v) >= 6}
     return Recording(stack, monitor.recorded, monitor.stack_outputs, frozenset(monitor.stack_output_secrets),
-                     frozenset(plain))
+                     frozenset(monitor.secret_values))
+
+
+def run_program(
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    *,
+    preview: bool = False,
+    root: Path = PROJECT_ROOT,
+    command_stdout: Callable[[pulumi_mocks.MockResourceArgs], str] | None = default_command_stdout,
+    env: Mapping[str, str] | None = None,
+) -> Recording:
+    """Run `<root>/__main__.py` for `stack` under mocks and return what it registered.
+
+    `overrides` replace or (with None) delete `platform:*` keys of the stack file; `secrets`
+    are set as secret config values (as `pulumi config set --secret` would).
+    """
+    config = stack_config(stack, overrides, root)
+    config.update(secrets or {})
+    recording = run_under_mocks(
+        lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__"),
+        stack=stack,
+        config={k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()},
+        secret_keys=sorted(secrets or {}),
+        preview=preview, command_stdout=command_stdout, env=env,
+    )
+    recording.secret_values = recording.secret_values | {v for v in (secrets or {}).values() if len(v) >= 6}
+    return recording

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -12,12 +11,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 import yaml
-from pulumi.runtime import settings
-from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.config import StackConfig, Storage, parse_stack_config
-from components.offline.runner import PROJECT_ROOT, Recording, RecordingMocks, RecordingMonitor
+from components.offline.runner import PROJECT_ROOT, Recording, run_under_mocks
 
 SSH_KEY = "platform:sshPrivateKey"
 HOMELAB: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "Pulumi.homelab.yaml").read_text())["config"]
@@ -61,26 +58,8 @@ def record(build: Callable[[k8s.Provider], Any], stack: str = "homelab") -> Reco
     The provider is a Kubernetes provider registered first, as `__main__.py` does; `build`
     receives it to pass through ``ResourceOptions(providers=[provider])``.
     """
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    settings.ROOT.set(None)
-    pulumi.runtime.set_all_config({}, [])
-    monitor = RecordingMonitor(RecordingMocks(None))
-    pulumi.runtime.set_mocks(monitor.mocks, project="platform", stack=stack, preview=False, monitor=monitor)
-    settings.SETTINGS.rpc_manager.clear()
-    settings.SETTINGS.outputs.clear()
-
-    def program() -> None:
-        provider = k8s.Provider("cluster-k8s", kubeconfig="{}")
-        build(provider)
-
-    try:
-        _sync_await(run_pulumi_func(program))
-    finally:
-        settings.ROOT.set(None)
-        loop.close()
-        asyncio.set_event_loop(None)
-    return Recording(stack, monitor.recorded, {}, frozenset(), frozenset())
+    return run_under_mocks(lambda: build(k8s.Provider("cluster-k8s", kubeconfig="{}")), stack=stack,
+                           command_stdout=None)
 
 
 def resolve(output: pulumi.Output[Any]) -> Any:

@@ -13,7 +13,6 @@ Two halves:
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -27,11 +26,10 @@ import grpc
 import pulumi
 from google.protobuf import struct_pb2
 from pulumi.output import Unknown
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc, settings
+from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+
+from components.offline.runner import Recording, Resource, run_under_mocks
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_KEY = "__provider"
@@ -41,88 +39,35 @@ PROVIDER_KEY = "__provider"
 
 
 @dataclass
-class Registered:
-    type: str
-    name: str
-    urn: str
-    parent: str | None
-    dependencies: tuple[str, ...]
-    inputs: dict[str, Any]
-    secret_inputs: frozenset[str]
-    delete_before_replace: bool
-    additional_secret_outputs: tuple[str, ...]
-
-
-class _Mocks(pulumi_mocks.Mocks):  # type: ignore[misc]
-    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        state = {k: rpc.unwrap_rpc_secret(v) for k, v in args.inputs.items()}
-        if args.typ.endswith(":ShootKubeconfig"):
-            state.setdefault("kubeconfig", "apiVersion: v1\nkind: Config\n")
-        if args.typ.endswith(":Shoot"):
-            state.setdefault("uid", "mock-uid")
-        return f"{args.name}-id", state
-
-    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
-
-
-class _Monitor(pulumi_mocks.MockMonitor):  # type: ignore[misc]
-    def __init__(self) -> None:
-        super().__init__(_Mocks())
-        self.recorded: list[Registered] = []
-
-    def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            raw = rpc.deserialize_properties(request.object, keep_unknowns=True)
-            secret = frozenset(k for k, v in raw.items() if rpc.is_rpc_secret(v))
-            self.recorded.append(Registered(
-                type=request.type, name=request.name, urn=response.urn, parent=request.parent or None,
-                dependencies=tuple(request.dependencies),
-                inputs={k: rpc.unwrap_rpc_secret(v) for k, v in raw.items()}, secret_inputs=secret,
-                delete_before_replace=bool(request.deleteBeforeReplace),
-                additional_secret_outputs=tuple(request.additionalSecretOutputs)))
-        return response
-
-
-@dataclass
 class Registration:
-    resources: list[Registered]
-    result: Any = None
+    """What a tiny program registered (the project's recorder) and what it returned."""
 
-    def one(self, type_suffix: str) -> Registered:
+    recording: Recording
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def resources(self) -> list[Resource]:
+        return self.recording.resources
+
+    def one(self, type_suffix: str) -> Resource:
         found = [r for r in self.resources if r.type.endswith(type_suffix)]
         assert len(found) == 1, f"{len(found)} resources of type *{type_suffix}"
         return found[0]
 
 
 def register(program: Callable[[], Any]) -> Registration:
-    """Run `program` under mocks (fresh loop, fresh root stack); `result` is its awaited return."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    settings.ROOT.set(None)
-    monitor = _Monitor()
-    pulumi.runtime.set_mocks(monitor.mocks, project="platform", stack="gardener-test", preview=False,
-                             monitor=monitor)
-    settings.SETTINGS.rpc_manager.clear()
-    settings.SETTINGS.outputs.clear()
-    box: dict[str, Any] = {}
+    """Run `program` under the project's recording mocks; `result` is its returned Output."""
 
-    async def settle(value: Any) -> None:
+    def build() -> None:
+        value = program()
         if isinstance(value, pulumi.Output):
-            box["value"] = await value.future(with_unknowns=True)
-            box["secret"] = await value.is_secret()
+            pulumi.export("result", value)
 
-    def run() -> Any:
-        return settle(program())
-
-    try:
-        _sync_await(run_pulumi_func(run))
-    finally:
-        settings.ROOT.set(None)
-        loop.close()
-        asyncio.set_event_loop(None)
-    return Registration(monitor.recorded, box)
+    recording = run_under_mocks(build, stack="gardener-test", command_stdout=None)
+    result: dict[str, Any] = {}
+    if "result" in recording.stack_outputs:
+        result = {"value": recording.stack_outputs["result"], "secret": "result" in recording.stack_output_secrets}
+    return Registration(recording, result)
 
 
 # --- the dynamic provider host over gRPC ------------------------------------------------------------

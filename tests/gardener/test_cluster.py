@@ -39,11 +39,11 @@ def test_shoot_cluster_wires_bootstrap_shoot_and_secret_kubeconfig(monkeypatch: 
     component, bootstrap, shoot, kubeconfig = reg.resources
     assert {bootstrap.parent, shoot.parent, kubeconfig.parent} == {component.urn}
     assert bootstrap.urn in shoot.dependencies and shoot.urn in kubeconfig.dependencies
-    assert shoot.delete_before_replace and not kubeconfig.delete_before_replace
-    assert "kubeconfig" in kubeconfig.additional_secret_outputs
+    assert shoot.options["delete_before_replace"] and not kubeconfig.options["delete_before_replace"]
+    assert "kubeconfig" in kubeconfig.options["additional_secret_outputs"]
     assert reg.result["secret"] is True  # ShootCluster.kubeconfig is a secret Output
     for r in (bootstrap, shoot, kubeconfig):
-        assert "__provider" in r.secret_inputs
+        assert r.is_secret("__provider")
         blob = base64.b64decode(r.inputs["__provider"])
         for secret in (USER, PASSWORD, "tok-should-not-leak"):
             assert secret.encode() not in blob
