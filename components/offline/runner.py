@@ -301,7 +301,7 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None,
 
 
 def run_under_mocks(
-    build: Callable[[], None],
+    build: Callable[[], object],
     *,
     stack: str = "test",
     config: Mapping[str, str] | None = None,
