@@ -16,6 +16,8 @@ from components.problems import Problems
 
 T = TypeVar("T")
 
+NAMESPACE = "platform"
+
 _MISSING = object()
 
 
@@ -158,3 +160,30 @@ class Reader:
             else:
                 out[str(k)] = str(v)
         return out
+
+
+class Secret:
+    """A secret config value. Its text never appears in repr, logs or error messages."""
+
+    __slots__ = ("_value", "key")
+
+    def __init__(self, key: str, value: str) -> None:
+        self.key = key
+        self._value = value
+
+    @property
+    def value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.key!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and (self.key, self._value) == (other.key, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+def secret_command(key: str, example: str = "<value>") -> str:
+    return f"pulumi config set --secret {NAMESPACE}:{key} {example}"

@@ -1,0 +1,414 @@
+"""Config for the K3s cluster itself: nodes, network, SSH access, K3s and etcd settings.
+
+Parsers here record every problem with its key path and return typed, frozen objects;
+`components.config.parse_stack_config` composes them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from components import versions
+from components.config_reader import NAMESPACE, Reader, Secret, describe, secret_command, suggest
+from components.netaddr import (
+    DNS_LABEL_RE,
+    DNS_NAME_RE,
+    IPAddress,
+    IPNetwork,
+    parse_cidr,
+    parse_ip,
+)
+from components.problems import Problems
+
+K3S_VERSION_RE = r"v\d+\.\d+\.\d+\+k3s\d+"
+# Kubernetes label keys: optional DNS-subdomain prefix, then a name of at most 63 characters.
+LABEL_KEY_RE = re.compile(
+    r"(([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+)
+LABEL_VALUE_RE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+TAINT_RE = re.compile(r"(?P<key>[^=:]+)(=(?P<value>[^:]*))?:(?P<effect>NoSchedule|PreferNoSchedule|NoExecute)")
+INTERFACE_RE = r"[A-Za-z0-9_.:-]{1,15}"
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str
+    effect: str
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}:{self.effect}" if self.value else f"{self.key}:{self.effect}"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One existing Linux host. `role` server runs etcd and the control plane."""
+
+    name: str
+    address: IPAddress
+    role: Literal["server", "agent"]
+    labels: tuple[tuple[str, str], ...] = ()
+    taints: tuple[Taint, ...] = ()
+    storage: bool = True  # carries storage disks (Longhorn disk / Mayastor pool)
+    ssh_user: str | None = None
+    ssh_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Network:
+    pod_cidr: IPNetwork
+    service_cidr: IPNetwork
+    node_cidrs: tuple[IPNetwork, ...]
+    cluster_domain: str
+    cluster_dns: IPAddress
+
+
+@dataclass(frozen=True)
+class Bastion:
+    host: str
+    user: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Ssh:
+    user: str
+    port: int
+    private_key: Secret | None
+    host_keys: tuple[tuple[str, str], ...] = ()
+    bastion: Bastion | None = None
+
+
+@dataclass(frozen=True)
+class Vip:
+    """A kube-vip ARP virtual IP for the API, placed before server 1 starts."""
+
+    address: IPAddress
+    interface: str
+
+
+@dataclass(frozen=True)
+class EtcdS3:
+    endpoint: str
+    bucket: str
+    region: str
+    folder: str
+    access_key: str
+    secret_key: Secret | None
+    skip_ssl_verify: bool = False
+
+
+@dataclass(frozen=True)
+class Etcd:
+    heartbeat_interval_ms: int = 500
+    election_timeout_ms: int = 5000
+    snapshot_schedule: str | None = None
+    snapshot_retention: int = 5
+    s3: EtcdS3 | None = None
+
+
+@dataclass(frozen=True)
+class Airgap:
+    enabled: bool = False
+    binary: str | None = None  # local path of the k3s binary to stage
+    images: str | None = None  # local path of the images tarball
+    install_script: str | None = None  # local path of install.sh
+
+
+@dataclass(frozen=True)
+class K3s:
+    version: str
+    api_endpoint: str
+    vip: Vip | None
+    kube_vip_version: str
+    tls_sans: tuple[str, ...]
+    firewall: Literal["disabled", "managed"]
+    selinux: bool
+    failover_tuning: bool
+    etcd: Etcd
+    registry_mirrors: tuple[tuple[str, tuple[str, ...]], ...]
+    airgap: Airgap
+    disable_local_storage: bool
+
+
+def parse_labels(reader: Reader, key: str) -> tuple[tuple[str, str], ...]:
+    labels = reader.string_map(key)
+    for k, v in labels.items():
+        if not LABEL_KEY_RE.fullmatch(k) or len(k) > 317:
+            reader.error(f"{key}.{k}", "is not a valid label key (prefix/name, e.g. example.com/role)")
+        if not LABEL_VALUE_RE.fullmatch(v) or len(v) > 63:
+            reader.error(f"{key}.{k}", f"{describe(v)} is not a valid label value (<= 63 of [A-Za-z0-9-_.])")
+    return tuple(sorted(labels.items()))
+
+
+def parse_taints(reader: Reader, key: str) -> tuple[Taint, ...]:
+    taints: list[Taint] = []
+    for path, item in reader.items(key):
+        match = TAINT_RE.fullmatch(item) if isinstance(item, str) else None
+        if match is None or not LABEL_KEY_RE.fullmatch(match["key"]) or not LABEL_VALUE_RE.fullmatch(
+            match["value"] or ""
+        ):
+            reader.problems.error(
+                path, f"{describe(item)} is not a taint (expected key[=value]:NoSchedule|PreferNoSchedule|NoExecute)"
+            )
+            continue
+        taints.append(Taint(match["key"], match["value"] or "", match["effect"]))
+    return tuple(taints)
+
+
+KUBELET_LABEL_PREFIXES = ("kubelet.kubernetes.io/", "node.kubernetes.io/")
+KUBELET_LABELS = frozenset({
+    "kubernetes.io/hostname", "kubernetes.io/arch", "kubernetes.io/os", "beta.kubernetes.io/arch",
+    "beta.kubernetes.io/os", "beta.kubernetes.io/instance-type", "failure-domain.beta.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/zone", "topology.kubernetes.io/region", "topology.kubernetes.io/zone",
+})
+
+
+def kubelet_may_not_set(key: str) -> bool:
+    """Labels K3s passes as kubelet --node-labels must pass the NodeRestriction rules."""
+    prefix = key.split("/", 1)[0] if "/" in key else ""
+    restricted = any(prefix == ns or prefix.endswith("." + ns) for ns in ("kubernetes.io", "k8s.io"))
+    return restricted and key not in KUBELET_LABELS and not key.startswith(KUBELET_LABEL_PREFIXES)
+
+
+def parse_nodes(top: Reader) -> tuple[tuple[Node, ...], int]:
+    """The nodes that parsed, and the number of entries asking for role 'server'."""
+    nodes: list[Node] = []
+    servers = 0
+    names: dict[str, str] = {}
+    addresses: dict[IPAddress, str] = {}
+    for path, item in top.items("nodes"):
+        r = Reader(item, path, top.problems)
+        name = r.string("name", required=True)
+        address_text = r.string("address", required=True)
+        role = r.choice("role", ("server", "agent"), "agent")
+        servers += role == "server"
+        labels = parse_labels(r, "labels")
+        for label_key, _ in labels:
+            if kubelet_may_not_set(label_key):
+                r.error(f"labels.{label_key}", "the kubelet may not set labels in the kubernetes.io / k8s.io "
+                                               "namespaces (NodeRestriction) and K3s would not start; use your "
+                                               "own prefix, e.g. example.com/role")
+        taints = parse_taints(r, "taints")
+        storage = r.boolean("storage", True)
+        user = r.string("user", pattern=r"[a-z_][a-z0-9_-]{0,31}", hint="a POSIX user name")
+        port = r.integer("port", 0, minimum=1, maximum=65535) or None
+        r.finish()
+        address = parse_ip(address_text)
+        if address_text is not None and address is None:
+            r.error("address", f"{describe(address_text)} is not an IPv4/IPv6 address")
+        if name is not None and not DNS_LABEL_RE.fullmatch(name):
+            # Reported, but the node is kept so later checks (server count) do not cascade.
+            r.error("name", f"{describe(name)} is not a valid DNS-1123 label (lowercase a-z, 0-9, '-', <= 63)")
+        if name is not None and name in names:
+            r.error("name", f"duplicate node name {name!r} (also {names[name]})")
+        if address is not None and address in addresses:
+            r.error("address", f"duplicate address {address} (also {addresses[address]})")
+        if name is not None:
+            names.setdefault(name, f"{path}.name")
+        if address is not None:
+            addresses.setdefault(address, f"{path}.address")
+        if name is not None and address is not None:
+            nodes.append(Node(name, address, role, labels, taints, storage, user, port))  # type: ignore[arg-type]
+    return tuple(nodes), servers
+
+
+def check_server_count(servers: int, problems: Problems, path: str) -> None:
+    if servers == 0:
+        problems.error(path, "no node has role 'server': embedded etcd needs 1, 3 or 5 servers")
+    elif servers % 2 == 0:
+        problems.error(
+            path,
+            f"{servers} servers is an even number: etcd tolerates no more failures than with {servers - 1}; "
+            f"use {servers - 1} or {servers + 1}",
+        )
+    elif servers == 1:
+        problems.warn(path, "a single server has no control-plane redundancy; use 3 for HA")
+
+
+def parse_network(top: Reader, nodes: tuple[Node, ...]) -> Network | None:
+    r = top.obj("network")
+    cidrs: dict[str, IPNetwork] = {}
+    for key, default in (("podCidr", "10.42.0.0/16"), ("serviceCidr", "10.43.0.0/16")):
+        text = r.string(key, default)
+        net, why = parse_cidr(text)
+        if net is None:
+            r.error(key, why)
+        else:
+            cidrs[key] = net
+    node_cidrs: list[IPNetwork] = []
+    for path, item in r.items("nodeCidrs"):
+        net, why = parse_cidr(item)
+        if net is None:
+            top.problems.error(path, why)
+        else:
+            node_cidrs.append(net)
+    domain = r.string("clusterDomain", "cluster.local")
+    assert domain is not None
+    if not DNS_NAME_RE.fullmatch(domain):
+        r.error("clusterDomain", f"{describe(domain)} is not a DNS name")
+    dns_text = r.string("clusterDns")
+    r.finish()
+
+    named = [(r.key_path(k), n) for k, n in cidrs.items()] + [
+        (f"{r.key_path('nodeCidrs')}[{i}]", n) for i, n in enumerate(node_cidrs)
+    ]
+    for i, (path_a, a) in enumerate(named):
+        for path_b, b in named[i + 1 :]:
+            if a.version == b.version and a.overlaps(b):
+                top.problems.error(path_b, f"{b} overlaps {path_a} ({a})")
+    for node in nodes:
+        if node_cidrs and not any(node.address in n for n in node_cidrs):
+            top.problems.error(
+                r.key_path("nodeCidrs"), f"node {node.name} ({node.address}) lies in none of the node networks"
+            )
+        for key, net in cidrs.items():
+            if node.address in net:
+                top.problems.error(r.key_path(key), f"{net} contains node {node.name}'s address {node.address}")
+    if "podCidr" not in cidrs or "serviceCidr" not in cidrs:
+        return None
+    service = cidrs["serviceCidr"]
+    dns = parse_ip(dns_text) if dns_text else service.network_address + 10
+    if dns_text and dns is None:
+        r.error("clusterDns", f"{describe(dns_text)} is not an IPv4/IPv6 address")
+        return None
+    assert dns is not None
+    if dns not in service:
+        r.error("clusterDns", f"{dns} is outside serviceCidr {service}")
+    return Network(cidrs["podCidr"], service, tuple(node_cidrs), domain, dns)
+
+
+def parse_ssh(top: Reader, secrets: Mapping[str, Secret], node_names: set[str]) -> Ssh:
+    r = top.obj("ssh")
+    user = r.string("user", "root", pattern=r"[a-z_][a-z0-9_-]{0,31}", hint="a POSIX user name") or "root"
+    port = r.integer("port", 22, minimum=1, maximum=65535)
+    host_keys = r.string_map("hostKeys")
+    for name, host_key in host_keys.items():
+        if name not in node_names:
+            r.error(f"hostKeys.{name}", f"no node is named {name!r}{suggest(name, sorted(node_names))}")
+        if not re.fullmatch(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+", host_key):
+            r.error(f"hostKeys.{name}", "expected '<type> <base64>' as in ssh-keyscan output (no host name)")
+    bastion: Bastion | None = None
+    if r.has("bastion"):
+        b = r.obj("bastion")
+        host = b.string("host", required=True)
+        if host is not None and parse_ip(host) is None and not DNS_NAME_RE.fullmatch(host):
+            b.error("host", f"{describe(host)} is neither an address nor a DNS name")
+        b_user = b.string("user", user, pattern=r"[a-z_][a-z0-9_-]{0,31}", hint="a POSIX user name") or user
+        b_port = b.integer("port", 22, minimum=1, maximum=65535)
+        b.finish()
+        if host is not None:
+            bastion = Bastion(host, b_user, b_port)
+    r.finish()
+    key = secrets.get("sshPrivateKey")
+    if key is None:
+        top.problems.error(
+            f"{NAMESPACE}:sshPrivateKey",
+            f"required secret is not set; run: {secret_command('sshPrivateKey', '-- < ~/.ssh/id_ed25519')}",
+        )
+    return Ssh(user, port, key, tuple(sorted(host_keys.items())), bastion)
+
+
+def parse_etcd(k: Reader, secrets: Mapping[str, Secret]) -> Etcd:
+    e = k.obj("etcd")
+    heartbeat = e.integer("heartbeatIntervalMs", 500, minimum=50, maximum=10000)
+    election = e.integer("electionTimeoutMs", 5000, minimum=100, maximum=50000)
+    if election < 5 * heartbeat:
+        e.error("electionTimeoutMs", f"{election} must be at least 5x heartbeatIntervalMs ({heartbeat})")
+    schedule = e.string("snapshotSchedule")
+    if schedule is not None and (
+        len(schedule.split()) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*?,/-]+", f) for f in schedule.split())
+    ):
+        e.error("snapshotSchedule", f"{describe(schedule)} is not a 5-field cron expression")
+        schedule = None
+    retention = e.integer("snapshotRetention", 5, minimum=1, maximum=1000)
+    s3: EtcdS3 | None = None
+    if e.has("s3"):
+        s = e.obj("s3")
+        endpoint = s.string("endpoint", "s3.amazonaws.com", pattern=r"[A-Za-z0-9.-]+(:\d+)?", hint="host[:port]")
+        bucket = s.string("bucket", required=True, pattern=r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", hint="an S3 bucket")
+        region = s.string("region", "us-east-1", pattern=r"[a-z0-9-]+", hint="a region name")
+        folder = s.string("folder", "", pattern=r"[A-Za-z0-9._/-]*", hint="a folder path")
+        access = s.string("accessKey", required=True, pattern=r"[A-Za-z0-9+/=._-]+", hint="an access key id")
+        skip = s.boolean("skipSslVerify", False)
+        s.finish()
+        secret = secrets.get("etcdS3SecretKey")
+        if secret is None:
+            k.problems.error(
+                f"{NAMESPACE}:etcdS3SecretKey",
+                f"required secret for {e.key_path('s3')} is not set; run: {secret_command('etcdS3SecretKey')}",
+            )
+        if bucket and access:
+            s3 = EtcdS3(endpoint or "", bucket, region or "", folder or "", access, secret, skip)
+    e.finish()
+    return Etcd(heartbeat, election, schedule, retention, s3)
+
+
+def parse_k3s(top: Reader, versions_r: Reader, servers: tuple[Node, ...], secrets: Mapping[str, Secret]) -> K3s:
+    k = top.obj("k3s")
+    version = versions_r.string(
+        "k3s", versions.K3S_VERSION, pattern=K3S_VERSION_RE, hint="a K3s version like v1.34.2+k3s1"
+    ) or versions.K3S_VERSION
+    kube_vip = versions_r.string(
+        "kubeVip", versions.KUBE_VIP_VERSION, pattern=r"v\d+\.\d+\.\d+", hint="a kube-vip tag like v0.9.2"
+    ) or versions.KUBE_VIP_VERSION
+    vip: Vip | None = None
+    if k.has("vip"):
+        v = k.obj("vip")
+        address_text = v.string("address", required=True)
+        interface = v.string("interface", "eth0", pattern=INTERFACE_RE, hint="a network interface name") or "eth0"
+        v.finish()
+        address = parse_ip(address_text)
+        if address_text is not None and address is None:
+            v.error("address", f"{describe(address_text)} is not an IPv4/IPv6 address")
+        elif address is not None:
+            if any(n.address == address for n in servers):
+                v.error("address", f"{address} is a server's own address; the VIP must be a free address")
+            vip = Vip(address, interface)
+    default_endpoint = str(vip.address) if vip else (str(servers[0].address) if servers else "")
+    endpoint = k.string("apiEndpoint", default_endpoint) or default_endpoint
+    if endpoint and parse_ip(endpoint) is None and not DNS_NAME_RE.fullmatch(endpoint):
+        k.error("apiEndpoint", f"{describe(endpoint)} is neither an IP address nor a DNS name")
+    sans = k.strings("tlsSans")
+    for i, san in enumerate(sans):
+        if parse_ip(san) is None and not DNS_NAME_RE.fullmatch(san.removeprefix("*.")):
+            k.problems.error(f"{k.key_path('tlsSans')}[{i}]", f"{describe(san)} is neither an address nor a DNS name")
+    firewall = k.choice("firewall", ("disabled", "managed"), "disabled")
+    selinux = k.boolean("selinux", False)
+    failover = k.boolean("failoverTuning", True)
+    etcd = parse_etcd(k, secrets)
+    mirrors: list[tuple[str, tuple[str, ...]]] = []
+    registries = k.obj("registries")
+    raw_mirrors = registries.raw("mirrors") or {}
+    if not isinstance(raw_mirrors, Mapping):
+        registries.error("mirrors", "expected an object of registry -> [endpoint URLs]")
+        raw_mirrors = {}
+    for registry, endpoints in raw_mirrors.items():
+        path = f"{registries.key_path('mirrors')}.{registry}"
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?|\*", str(registry)):
+            k.problems.error(path, "is not a registry host name")
+        if not isinstance(endpoints, list) or not all(
+            isinstance(u, str) and re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._/-]*)?", u)
+            for u in endpoints
+        ):
+            k.problems.error(path, "expected a list of http(s):// endpoint URLs")
+            continue
+        mirrors.append((str(registry), tuple(endpoints)))
+    registries.finish()
+    a = k.obj("airgap")
+    airgap = Airgap(
+        a.boolean("enabled", False), a.string("binary"), a.string("images"), a.string("installScript")
+    )
+    if airgap.enabled and not (airgap.binary and airgap.install_script):
+        a.error("enabled", "airgap needs 'binary' and 'installScript' (local paths to stage on every node)")
+    a.finish()
+    disable_local = k.boolean("disableLocalStorage", True)
+    k.finish()
+    return K3s(
+        version, endpoint, vip, kube_vip, sans, firewall, selinux, failover, etcd,  # type: ignore[arg-type]
+        tuple(sorted(mirrors)), airgap, disable_local,
+    )
