@@ -1,12 +1,17 @@
 """MetalLB: LoadBalancer addresses for K3s clusters (L2, or BGP when peers are configured).
 
 The chart goes first (its CRDs come with it); the address pools and advertisements are
-created after the release, whose Helm wait covers the controller Deployment. That controller
-serves the validating webhook the custom resources must pass, and its Service only routes to
-Ready pods, so the webhook is reachable once the release is done; the readiness probe's 10 s
-initial delay also covers the controller's certificate bootstrap. (Pulumi retries a create
-only for a missing CRD, not for a webhook error, so this ordering is what the CRs rely on.)
-BGP peers are written as ``metallb.io/v1beta2``.
+created after the release *and* after the controller's validating webhook answers. Helm's wait
+does not cover the webhook: the controller's readiness probe is a plain ping (``/readyz``), while
+its webhook server only starts once the cert rotator's certificates have been written to the
+``metallb-webhook-cert`` Secret and synced into the pod by the kubelet (up to a minute or two
+later). Until then every create of a MetalLB resource fails with ``failed calling webhook``
+(connection refused or x509), and Pulumi retries a create only for a missing CRD, never for a
+webhook error. So a gate Job (`webhook_gate_job`) retries a server-side dry-run create of a probe
+``L2Advertisement`` (always valid: an empty spec selects every pool) until the API server gets an
+answer from the webhook, and the custom resources wait for that Job. The Job runs again when the
+chart version changes (a new controller pod, a new webhook server). BGP peers are written as
+``metallb.io/v1beta2``.
 
 Clusters with a cloud load balancer (Gardener shoots: OpenStack Octavia) do not get MetalLB;
 see `applies`. Address validation (ranges, overlaps with nodes, pod and service networks, L2
@@ -16,6 +21,7 @@ pools inside a node subnet, ASNs) lives in the config model.
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Any
 
 import pulumi
@@ -25,11 +31,18 @@ from components import kube
 from components.config import AddressPool, StackConfig
 from components.config import MetalLB as MetalLBConfig
 from components.netaddr import AddressRange
+from components.versions import K3S_VERSION
 
 NAMESPACE = "metallb-system"
 RELEASE_NAME = "metallb"
 API_V1BETA1 = "metallb.io/v1beta1"
 API_V1BETA2 = "metallb.io/v1beta2"
+# The webhook gate: a kubectl Job (the official image ships bash) and its least-privilege RBAC.
+WEBHOOK_GATE_NAME = "metallb-webhook-gate"
+WEBHOOK_PROBE_NAME = "pulumi-webhook-probe"
+KUBECTL_IMAGE = "registry.k8s.io/kubectl"
+WEBHOOK_WAIT_SECONDS = 600
+WEBHOOK_GATE_TIMEOUT = "15m"  # Pulumi's wait for the Job: longer than the script's own deadline
 
 
 def applies(cfg: StackConfig) -> bool:
@@ -101,6 +114,81 @@ def values(cfg: StackConfig) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v}
 
 
+def webhook_probe() -> dict[str, Any]:
+    """The object the gate dry-runs: accepted by the webhook whatever pools exist (empty spec)."""
+    return {
+        "apiVersion": API_V1BETA1, "kind": "L2Advertisement",
+        "metadata": {"name": WEBHOOK_PROBE_NAME, "namespace": NAMESPACE},
+        "spec": {},
+    }
+
+
+def webhook_gate_script() -> str:
+    """Retry a server-side dry-run create of ``$PROBE`` until the webhook answers, bounded."""
+    return f"""set -u
+deadline=$((SECONDS + {WEBHOOK_WAIT_SECONDS}))
+until out=$(printf '%s' "$PROBE" | kubectl create --dry-run=server -o name -f - 2>&1); do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "the MetalLB webhook did not answer within {WEBHOOK_WAIT_SECONDS}s: $out" >&2
+    exit 1
+  fi
+  echo "waiting for the MetalLB webhook: $out"
+  sleep 5
+done
+echo "the MetalLB webhook answers: $out"
+"""
+
+
+def kubectl_image(cfg: StackConfig) -> str:
+    """registry.k8s.io/kubectl at the cluster's Kubernetes version (``v1.34.2+k3s1`` -> ``v1.34.2``)."""
+    version = cfg.k3s.version if cfg.k3s is not None else K3S_VERSION
+    return f"{KUBECTL_IMAGE}:{version.split('+', 1)[0]}"
+
+
+def webhook_gate_rbac() -> list[dict[str, Any]]:
+    """ServiceAccount, Role and RoleBinding: the gate may only create (dry-run) L2Advertisements."""
+    meta = {"name": WEBHOOK_GATE_NAME, "namespace": NAMESPACE}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
+         "rules": [{"apiGroups": ["metallb.io"], "resources": ["l2advertisements"], "verbs": ["create"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": WEBHOOK_GATE_NAME},
+         "subjects": [{"kind": "ServiceAccount", "name": WEBHOOK_GATE_NAME, "namespace": NAMESPACE}]},
+    ]
+
+
+def webhook_gate_job(cfg: StackConfig) -> dict[str, Any]:
+    """The Job that completes once the MetalLB webhook answers (Pulumi awaits Job completion).
+
+    The chart version is in the pod template, so a chart upgrade (a new controller pod) replaces
+    the Job and the custom resources are gated again.
+    """
+    pod: dict[str, Any] = {
+        "serviceAccountName": WEBHOOK_GATE_NAME,
+        "restartPolicy": "Never",
+        "containers": [{
+            "name": "wait-for-webhook",
+            "image": kubectl_image(cfg),
+            "command": ["/bin/bash", "-c", webhook_gate_script()],
+            "env": [
+                {"name": "PROBE", "value": json.dumps(webhook_probe(), sort_keys=True, separators=(",", ":"))},
+                {"name": "METALLB_CHART_VERSION", "value": cfg.charts["metallb"].version},
+            ],
+        }],
+        **kube.control_tier(cfg.nodes).values(),
+    }
+    return {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": WEBHOOK_GATE_NAME, "namespace": NAMESPACE},
+        "spec": {
+            "backoffLimit": 2,  # a lost pod (node restart) is retried; the script itself loops
+            "activeDeadlineSeconds": WEBHOOK_WAIT_SECONDS + 120,
+            "template": {"spec": pod},
+        },
+    }
+
+
 def release_spec(cfg: StackConfig) -> kube.ReleaseSpec:
     return kube.ReleaseSpec(RELEASE_NAME, cfg.charts["metallb"], NAMESPACE, values(cfg))
 
@@ -122,10 +210,11 @@ class MetalLB(pulumi.ComponentResource):  # type: ignore[misc]
         super().__init__("platform:metallb:MetalLB", name, None, opts)
         ns = kube.namespace(f"{name}-namespace", NAMESPACE, kube.child_options(self, opts))
         chart = kube.release(f"{name}-chart", release_spec(cfg), ns, kube.child_options(self, opts))
+        gate = self._webhook_gate(name, cfg, ns, chart, opts)
         pools: list[pulumi.Resource] = []
         created: list[pulumi.Output[Any]] = []
         for manifest in custom_resources(cfg):
-            after = [chart] if manifest["kind"] == "IPAddressPool" else [chart, *pools]
+            after = [chart, gate] if manifest["kind"] == "IPAddressPool" else [chart, gate, *pools]
             cr = k8s.apiextensions.CustomResource(
                 _resource_name(name, manifest), api_version=manifest["apiVersion"], kind=manifest["kind"],
                 metadata=manifest["metadata"], spec=manifest["spec"],
@@ -136,3 +225,29 @@ class MetalLB(pulumi.ComponentResource):  # type: ignore[misc]
             created.append(cr.id)
         self.ready = kube.ready_when(*created)
         self.register_outputs({"ready": self.ready})
+
+    def _webhook_gate(self, name: str, cfg: StackConfig, ns: k8s.core.v1.Namespace, chart: pulumi.Resource,
+                      opts: pulumi.ResourceOptions | None) -> k8s.batch.v1.Job:
+        """The RBAC and the Job that completes once the validating webhook answers."""
+        sa_m, role_m, binding_m = webhook_gate_rbac()
+
+        def meta(manifest: dict[str, Any]) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(name=manifest["metadata"]["name"], namespace=ns.metadata.name)
+
+        sa = k8s.core.v1.ServiceAccount(f"{name}-webhook-gate-sa", metadata=meta(sa_m),
+                                        opts=kube.child_options(self, opts))
+        role = k8s.rbac.v1.Role(f"{name}-webhook-gate-role", metadata=meta(role_m), rules=role_m["rules"],
+                                opts=kube.child_options(self, opts))
+        binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-webhook-gate-binding", metadata=meta(binding_m), role_ref=binding_m["roleRef"],
+            subjects=binding_m["subjects"], opts=kube.child_options(self, opts, sa, role),
+        )
+        job = webhook_gate_job(cfg)
+        return k8s.batch.v1.Job(
+            f"{name}-webhook-gate", metadata=meta(job), spec=job["spec"],
+            opts=kube.child_options(self, opts, chart, binding).merge(pulumi.ResourceOptions(
+                # A fixed name: a changed pod template (immutable) replaces the Job delete-first.
+                delete_before_replace=True,
+                custom_timeouts=pulumi.CustomTimeouts(create=WEBHOOK_GATE_TIMEOUT, update=WEBHOOK_GATE_TIMEOUT),
+            )),
+        )

@@ -37,6 +37,12 @@ BACKUP_SECRET = "longhorn-backup-credentials"  # noqa: S105 - a Secret name, not
 KUBELET_DIR = "/var/lib/kubelet"  # K3s's kubelet root
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 CINDER_CLASS = "default"  # created and reconciled by Gardener's provider-openstack
+# openebs 4.2.0 still references two Bitnami images that Docker Hub stopped serving in 2025
+# (docker.io/bitnami/*: 404). The pre-upgrade hook runs on every `helm upgrade`, so without the
+# kubectl override every later `pulumi up` that changes these values hangs on the hook Job; the
+# etcd image is Mayastor's control-plane store. Same tags, from repositories that still serve them.
+OPENEBS_PRE_UPGRADE_HOOK_REPO = "bitnamilegacy/kubectl"  # tag 1.25.15, as pinned by the chart
+MAYASTOR_ETCD_REPOSITORY = "openebs/etcd"  # tag 3.5.6-debian-11-r10, as pinned by mayastor 2.8.0
 OPENEBS_CLASSES = {
     "hostpath": "openebs-hostpath",
     "lvm": "openebs-lvmpv",
@@ -203,6 +209,7 @@ def openebs_values(cfg: StackConfig) -> dict[str, Any]:
             },
             "analytics": {"enabled": False},
         },
+        "preUpgradeHook": {"image": {"repo": OPENEBS_PRE_UPGRADE_HOOK_REPO}},
     }
     if engine == "lvm":
         values["lvm-localpv"] = {
@@ -216,7 +223,7 @@ def openebs_values(cfg: StackConfig) -> dict[str, Any]:
         assert cfg.network is not None
         hugepages = mayastor_hugepages(openebs)
         mayastor: dict[str, Any] = {
-            "etcd": {"clusterDomain": cfg.network.cluster_domain},
+            "etcd": {"clusterDomain": cfg.network.cluster_domain, "image": {"repository": MAYASTOR_ETCD_REPOSITORY}},
             "io_engine": {
                 "resources": {"limits": {"hugepages2Mi": hugepages}, "requests": {"hugepages2Mi": hugepages}},
             },

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +75,49 @@ def test_controller_on_the_control_tier_speakers_everywhere() -> None:
     toleration = {"key": "dedicated", "operator": "Equal", "value": "storage", "effect": "NoSchedule"}
     assert values["speaker"] == {"tolerations": [toleration]}
     assert values["frr-k8s"] == {"frrk8s": {"tolerations": [toleration]}}
+
+
+def test_webhook_gate_retries_a_server_side_dry_run_until_the_webhook_answers() -> None:
+    job = metallb.webhook_gate_job(homelab())
+    assert job["metadata"] == {"name": "metallb-webhook-gate", "namespace": "metallb-system"}
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == "metallb-webhook-gate"
+    assert pod["nodeSelector"] == {"example.com/role": "control"}
+    (container,) = pod["containers"]
+    assert container["image"] == "registry.k8s.io/kubectl:v1.34.2"  # the cluster's Kubernetes version
+    assert container["command"][:2] == ["/bin/bash", "-c"]
+    script = container["command"][2]
+    assert "kubectl create --dry-run=server" in script and "until " in script and "exit 1" in script
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert json.loads(env["PROBE"]) == metallb.webhook_probe()
+    assert env["METALLB_CHART_VERSION"] == "0.16.1"  # a chart upgrade replaces the Job: gated again
+    assert job["spec"]["activeDeadlineSeconds"] > metallb.WEBHOOK_WAIT_SECONDS
+    # Kubernetes expands $(NAME) in command for defined env vars: the script must not trip on that.
+    assert not any(f"$({name})" in script for name in env)
+
+
+def test_webhook_gate_script_is_valid_bash(tmp_path: Path) -> None:
+    script = tmp_path / "gate.sh"
+    script.write_text(metallb.webhook_gate_script())
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    if shutil.which("shellcheck"):
+        assert subprocess.run(["shellcheck", "-s", "bash", str(script)], check=False).returncode == 0
+
+
+def test_webhook_gate_may_only_create_l2advertisements() -> None:
+    sa, role, binding = metallb.webhook_gate_rbac()
+    assert sa["kind"] == "ServiceAccount" and role["kind"] == "Role" and binding["kind"] == "RoleBinding"
+    assert role["rules"] == [{"apiGroups": ["metallb.io"], "resources": ["l2advertisements"], "verbs": ["create"]}]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                                    "namespace": "metallb-system"}]
+
+
+def test_webhook_probe_is_valid_for_any_pools(conformance: Path) -> None:
+    probe = metallb.webhook_probe()
+    assert probe["spec"] == {}  # selects every pool: the webhook accepts it whatever exists
+    assert probe["metadata"]["name"] not in {r["metadata"]["name"] for r in metallb.custom_resources(homelab(BGP))}
+    assert schema.validate_custom_resource(probe, conformance) == []
 
 
 def test_release_is_pinned() -> None:

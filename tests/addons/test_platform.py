@@ -52,9 +52,15 @@ def releases(rec: Recording) -> dict[str, Resource]:
     return {r.inputs["chart"]: r for r in rec.of_type(RELEASE)}
 
 
+def builtin_api(api_version: str) -> bool:
+    """Kubernetes' own API groups (core, batch, apps, *.k8s.io): never custom resources."""
+    group = api_version.rpartition("/")[0]
+    return "." not in group or group.endswith(".k8s.io")
+
+
 def custom_resources(rec: Recording) -> list[Resource]:
     return [r for r in rec if r.custom and r.type.startswith("kubernetes:") and "spec" in r.inputs
-            and "apiVersion" in r.inputs]
+            and "apiVersion" in r.inputs and not builtin_api(r.inputs["apiVersion"])]
 
 
 # -- what is installed ----------------------------------------------------------------------
@@ -140,6 +146,25 @@ def test_metallb_custom_resources_follow_the_chart_and_their_pools() -> None:
             assert all(rec.depends_on(resource, pool) for pool in pools), resource.name
     (peer,) = rec.of_type("kubernetes:metallb.io/v1beta2:BGPPeer")
     assert peer.inputs["spec"] == {"myASN": 64512, "peerASN": 64513, "peerAddress": "192.0.2.1"}
+
+
+def test_metallb_custom_resources_wait_for_the_webhook_gate() -> None:
+    # Helm's wait ends when the controller pod is Ready (a plain ping), before its webhook serves:
+    # every MetalLB object must wait for the gate Job, which waits for the chart and its RBAC.
+    rec = layer(homelab(BGP))
+    chart = releases(rec)["metallb"]
+    (gate,) = rec.of_type("kubernetes:batch/v1:Job")
+    (binding,) = rec.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
+    assert rec.depends_on(gate, chart) and rec.depends_on(gate, binding)
+    dependents = [r for r in custom_resources(rec) if r.inputs["apiVersion"].startswith("metallb.io")]
+    assert len(dependents) == 5
+    for resource in dependents:
+        assert rec.depends_on(resource, gate), resource.name
+    assert gate.options["delete_before_replace"] is True
+    assert gate.options["custom_timeouts"]["create"] == "15m"
+    (container,) = gate.inputs["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "registry.k8s.io/kubectl:v1.34.2"
+    assert gate.inputs["spec"]["template"]["spec"]["serviceAccountName"] == binding.inputs["subjects"][0]["name"]
 
 
 def test_installation_waits_for_calico_to_be_ready(homelab_run: Recording) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from components import storage
 from components.config import Secret, StackConfig, parse_stack_config
@@ -148,9 +149,25 @@ def test_mayastor_hugepages_and_extras() -> None:
     assert values["io_engine"]["resources"] == {
         "limits": {"hugepages2Mi": "4096Mi"}, "requests": {"hugepages2Mi": "4096Mi"},
     }
-    assert values["etcd"] == {"clusterDomain": "cluster.local"}
+    assert values["etcd"]["clusterDomain"] == "cluster.local"
     assert values["loki-stack"] == {"enabled": False} and values["eventing"] == {"enabled": False}
     assert values["storageClass"] == {"enabled": False}
+
+
+@pytest.mark.parametrize("engine", ["hostpath", "lvm", "zfs", "mayastor"])
+def test_no_image_comes_from_the_retired_bitnami_repositories(conformance: Path, engine: str) -> None:
+    # Docker Hub stopped serving docker.io/bitnami/* tags in 2025; openebs 4.2.0 still points its
+    # pre-upgrade hook (run by every helm upgrade) and Mayastor's etcd there. Same tags, live repos.
+    values = storage.openebs_values(openebs(engine))
+    chart = conformance / "charts" / "openebs-4.2.0"
+    hook = {**yaml.safe_load((chart / "values.yaml").read_text())["preUpgradeHook"]["image"],
+            **values["preUpgradeHook"]["image"]}
+    assert (hook["registry"], hook["repo"], hook["tag"]) == ("docker.io", "bitnamilegacy/kubectl", "1.25.15")
+    if engine == "mayastor":
+        etcd_file = chart / "subcharts" / "mayastor-2.7.1" / "subcharts" / "etcd-8.6.0" / "values.yaml"
+        etcd = {**yaml.safe_load(etcd_file.read_text())["image"], **values["mayastor"]["etcd"]["image"]}
+        assert (etcd["registry"], etcd["repository"], etcd["tag"]) == (
+            "docker.io", "openebs/etcd", "3.5.6-debian-11-r10")
 
 
 @pytest.mark.parametrize(("engine", "name", "provisioner", "parameter"), [
