@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 from components import kube
 from components.config import Calico as CalicoConfig
 from components.config import StackConfig
+from components.config_addons import calico_runs_bird
 
 NAMESPACE = "tigera-operator"
 RELEASE_NAME = "calico"
@@ -56,7 +57,7 @@ def node_address_autodetection(calico: CalicoConfig) -> dict[str, Any]:
 
 def bgp_mode(encapsulation: str) -> str:
     """VXLAN routes without BIRD; IPIP and unencapsulated pools need BGP to spread routes."""
-    return "Disabled" if encapsulation.startswith("VXLAN") else "Enabled"
+    return "Enabled" if calico_runs_bird(encapsulation) else "Disabled"
 
 
 def installation_spec(cfg: StackConfig) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from components.config_addons import (
     LONGHORN_DISK_LABEL,
     MAYASTOR_LABEL,
     RESERVED_ASNS,
+    calico_runs_bird,
     AddressPool,
     BgpPeer,
     Calico,
@@ -181,6 +182,15 @@ def parse_stack_config(
         problems.error(f"{NAMESPACE}:k3s.vip.address", f"{k3s.vip.address} lies in none of network.nodeCidrs")
     calico = parse_calico(top, network)
     metallb = parse_metallb(top, nodes, network)
+    if calico.enabled and calico_runs_bird(calico.encapsulation) and metallb.enabled and any(
+        pool.advertise == "bgp" for pool in metallb.pools
+    ):
+        problems.error(
+            f"{NAMESPACE}:metallb.pools",
+            f"BGP advertisement cannot run beside Calico's BGP daemon with encapsulation "
+            f"{calico.encapsulation} (both listen on TCP 179 on every node); use advertise: l2, or set "
+            f"{NAMESPACE}:calico.encapsulation to VXLAN or VXLANCrossSubnet",
+        )
     if k3s.vip is not None:
         for pool in metallb.pools:
             if any(r.contains(k3s.vip.address) for r in pool.addresses):

@@ -29,6 +29,11 @@ from components.problems import Problems
 CHART_VERSION_RE = r"v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?"
 
 
+def calico_runs_bird(encapsulation: str) -> bool:
+    """VXLAN routes without BIRD; IPIP and unencapsulated pools need BGP (BIRD on TCP 179)."""
+    return not encapsulation.startswith("VXLAN")
+
+
 @dataclass(frozen=True)
 class Calico:
     enabled: bool

@@ -115,7 +115,8 @@ def test_ipv6_pod_network_is_rejected() -> None:
 
 
 def pools(*pool: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"platform:metallb": {"pools": list(pool), **extra}}
+    # VXLAN: Calico without BIRD, so MetalLB may speak BGP (see test_metallb_bgp_beside_calico_bgp_*).
+    return {"platform:metallb": {"pools": list(pool), **extra}, "platform:calico": {"encapsulation": "VXLAN"}}
 
 
 @pytest.mark.parametrize("address", ["192.0.2.300/32", "192.0.2.60-192.0.2.50", "not-an-address", "192.0.2.1/24"])
@@ -306,3 +307,18 @@ def test_switching_longhorn_to_hostpath_changes_only_the_storage_config() -> Non
     assert before.storage != after.storage
     for name in ("nodes", "network", "ssh", "k3s", "calico", "metallb", "charts", "cluster_name", "cluster_kind"):
         assert getattr(before, name) == getattr(after, name), name
+
+
+def test_metallb_bgp_beside_calico_bgp_is_rejected() -> None:
+    peer = {"name": "router", "address": "192.0.2.1", "asn": 64513}
+    overrides = {"platform:metallb": {"pools": [{"name": "a", "addresses": ["198.51.100.0/28"], "advertise": "bgp"}],
+                                      "bgpPeers": [peer]}}
+    only_error(overrides, "platform:metallb.pools", "both listen on TCP 179")
+
+
+@pytest.mark.parametrize("encapsulation", ["VXLAN", "VXLANCrossSubnet"])
+def test_metallb_bgp_beside_calico_vxlan_is_accepted(encapsulation: str) -> None:
+    peer = {"name": "router", "address": "192.0.2.1", "asn": 64513}
+    overrides = {"platform:metallb": {"pools": [{"name": "a", "addresses": ["198.51.100.0/28"], "advertise": "bgp"}],
+                                      "bgpPeers": [peer]}, "platform:calico": {"encapsulation": encapsulation}}
+    assert errors(overrides) == []

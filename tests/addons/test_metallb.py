@@ -15,6 +15,7 @@ from tests.addons import schema
 from tests.addons.conftest import cleura, homelab, homelab_raw
 
 BGP: dict[str, Any] = {
+    "platform:calico": {"encapsulation": "VXLANCrossSubnet"},  # MetalLB BGP needs Calico without BIRD
     "platform:metallb": {
         "myAsn": 64512,
         "pools": [

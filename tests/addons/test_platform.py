@@ -20,6 +20,7 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 CRD_CHART = "kubernetes:helm.sh/v4:Chart"
 LAYER = "platform:platform:Layer"
 BGP = {
+    "platform:calico": {"encapsulation": "VXLANCrossSubnet"},  # MetalLB BGP needs Calico without BIRD
     "platform:metallb": {
         "pools": [{"name": "ingress-vip-pool", "addresses": ["192.0.2.50/32"]},
                   {"name": "services", "addresses": ["198.51.100.0/28"], "advertise": "bgp"}],
