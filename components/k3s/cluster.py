@@ -118,7 +118,7 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
             assert local is not None
             return remote.CopyToRemote(
                 resource_name, connection=connection(host), source=pulumi.FileAsset(local),
-                remote_path=scripts.stage_path(args, step.artefact), opts=opts,
+                remote_path=scripts.stage_path(args, node, step.artefact), opts=opts,
             )
         create: str
         delete: str | None = None

@@ -44,8 +44,11 @@ from components.k3s.upgrade import shell_functions
 
 INSTALLER_URL = "https://raw.githubusercontent.com/k3s-io/k3s/{version}/install.sh"
 STATE_DIR = "/var/lib/platform/k3s"
-STAGE_DIR = f"{STATE_DIR}/staging"
-STAGE_PATHS = {"binary": f"{STAGE_DIR}/k3s", "installer": f"{STAGE_DIR}/install.sh"}
+STAGE_DIR = f"{STATE_DIR}/staging"  # airgap uploads when the SSH user is root
+# ... and, relative to the user's home (where SFTP starts), when it is not: the upload runs
+# without sudo, so a root-owned directory cannot receive it.
+HOME_STAGE_DIR = ".platform-k3s-staging"
+STAGE_NAMES = {"binary": "k3s", "installer": "install.sh"}
 BASE_MODULES = ("overlay", "br_netfilter")
 BASE_SYSCTLS = (
     ("net.ipv4.ip_forward", "1"),
@@ -74,10 +77,14 @@ def staged_images_name(args: K3sClusterArgs) -> str:
     return f"platform-airgap-images{suffix}"
 
 
-def stage_path(args: K3sClusterArgs, artefact: str) -> str:
-    if artefact == "images":
-        return f"{STAGE_DIR}/{staged_images_name(args)}"
-    return STAGE_PATHS[artefact]
+def stage_dir(node: NodeSpec) -> str:
+    """Where `node`'s airgap artefacts are uploaded (relative: in the SSH user's home)."""
+    return STAGE_DIR if node.ssh_user == "root" else HOME_STAGE_DIR
+
+
+def stage_path(args: K3sClusterArgs, node: NodeSpec, artefact: str) -> str:
+    name = staged_images_name(args) if artefact == "images" else STAGE_NAMES[artefact]
+    return f"{stage_dir(node)}/{name}"
 
 
 def host_modules(args: K3sClusterArgs, node: NodeSpec) -> tuple[str, ...]:
@@ -539,6 +546,9 @@ INSTALL_BODY = r"""
 if [ "$ROLE" = server ]; then SERVICE=k3s; else SERVICE=k3s-agent; fi
 UNIT_FILE=/etc/systemd/system/$SERVICE.service
 MARKER=$STATE_DIR/applied-config.sha256
+# The version the last successful run left running: an upgrade interrupted after the binary
+# was replaced but before the restart is finished by the next run.
+APPLIED_VERSION=$STATE_DIR/applied-version
 
 check_version() {
   local installed problem
@@ -586,17 +596,31 @@ stage_installer() {
   put_text "$STATE_DIR/installer.version" 0644 "$VERSION"$'\n'
 }
 
+# resolve_stage_dir: a non-root SSH user's uploads land in its home (SFTP runs without sudo).
+resolve_stage_dir() {
+  local home
+  case $STAGE_DIR in /*) return 0 ;; esac
+  home=$(getent passwd "$STAGE_USER" | cut -d: -f6 || true)
+  [[ $home == /* ]] || die "airgap: cannot find the home directory of $STAGE_USER, where its uploads land"
+  STAGE_DIR=$home/$STAGE_DIR
+}
+
 stage_airgap_artefacts() {
-  local staged
+  local staged new=/usr/local/bin/k3s.platform-new
   [ -f "$STAGE_DIR/k3s" ] || die "airgap: $STAGE_DIR/k3s was not staged"
-  chmod 0755 "$STAGE_DIR/k3s"
-  staged=$("$STAGE_DIR/k3s" --version 2>/dev/null || true)
-  staged=${staged#k3s version }
-  staged=${staged%%[[:space:]]*}
+  if cmp -s "$STAGE_DIR/k3s" /usr/local/bin/k3s; then
+    staged=$(installed_version)
+  else
+    # copied first and run from /usr/local/bin: the staging directory may be mounted noexec
+    install -m 0755 "$STAGE_DIR/k3s" "$new"
+    TMP_FILES+=("$new")
+    staged=$("$new" --version 2>/dev/null || true)
+    staged=${staged#k3s version }
+    staged=${staged%%[[:space:]]*}
+  fi
   [ "$staged" = "$VERSION" ] || die "airgap: the staged k3s binary is '${staged}', the stack wants $VERSION"
-  if ! cmp -s "$STAGE_DIR/k3s" /usr/local/bin/k3s; then
-    install -m 0755 "$STAGE_DIR/k3s" /usr/local/bin/k3s.platform-new
-    mv -f /usr/local/bin/k3s.platform-new /usr/local/bin/k3s
+  if [ -f "$new" ]; then
+    mv -f "$new" /usr/local/bin/k3s
     changed "installed the staged k3s $VERSION binary"
   fi
   if [ -n "$IMAGES_NAME" ]; then
@@ -653,34 +677,49 @@ diagnose() {
 }
 
 check_version
+# Read before an airgapped binary is swapped in: a version change always re-runs the installer.
+installed=$(installed_version)
 write_config
 if [ "$ROLE" = server ] && [ "$CLUSTER_INIT" = true ] && [ ! -d /var/lib/rancher/k3s/server/db ]; then
   refuse_second_bootstrap
 fi
+if [ "$AIRGAP" = true ]; then resolve_stage_dir; fi
 stage_installer
 if [ "$AIRGAP" = true ]; then stage_airgap_artefacts; fi
+applied=$(cat "$APPLIED_VERSION" 2>/dev/null || true)
+if [ -z "$applied" ]; then applied=$VERSION; fi  # first run, or a node from before the marker
 restart=0
-if [ ! -f "$UNIT_FILE" ] || [ "$(installed_version)" != "$VERSION" ]; then
+if [ ! -f "$UNIT_FILE" ] || [ "$installed" != "$VERSION" ] || [ "$applied" != "$VERSION" ]; then
   run_installer
   restart=1
 fi
 digest=$(config_digest)
 if [ "$(cat "$MARKER" 2>/dev/null || true)" != "$digest" ]; then restart=1; fi
 before=$(systemctl show -p InvocationID --value "$SERVICE" 2>/dev/null || true)
+state=$(systemctl is-active "$SERVICE" 2>/dev/null || true)
 started=0
 if ! systemctl is-enabled --quiet "$SERVICE"; then
   systemctl enable --quiet "$SERVICE"
   changed "enabled $SERVICE"
 fi
-if ! systemctl is-active --quiet "$SERVICE"; then
-  systemctl start --no-block "$SERVICE"
-  changed "started $SERVICE"
-  started=1
-elif [ "$restart" -eq 1 ]; then
-  systemctl restart --no-block "$SERVICE"
-  changed "restarted $SERVICE"
-  started=1
-fi
+case $state in
+  active | activating | reloading)
+    # 'activating' is a K3s stuck in start-up (Type=notify, no start timeout): 'start' would be a
+    # no-op and it would never read the new config or binary, so a change restarts it.
+    if [ "$restart" -eq 1 ]; then
+      systemctl restart --no-block "$SERVICE"
+      changed "restarted $SERVICE (was $state)"
+      started=1
+    elif [ "$state" != active ]; then
+      log "$SERVICE is $state and nothing changed: waiting for it"
+    fi
+    ;;
+  *)
+    systemctl start --no-block "$SERVICE"
+    changed "started $SERVICE"
+    started=1
+    ;;
+esac
 if [ "$started" -eq 1 ]; then
   wait_until "a new $SERVICE process" "$READY_TIMEOUT" new_invocation "$before" ||
     { diagnose; die "$SERVICE did not start"; }
@@ -693,6 +732,7 @@ else
     { diagnose; die "$NODE did not register within ${READY_TIMEOUT}s"; }
 fi
 put_text "$MARKER" 0600 "$digest"$'\n'
+put_text "$APPLIED_VERSION" 0600 "$VERSION"$'\n'
 finish
 """
 
@@ -753,11 +793,14 @@ finish
 
 PREFLIGHT_BODY = r"""
 if [ ! -x /usr/local/bin/k3s ] || ! systemctl is-active --quiet k3s || ! api_local_ready; then
-  if [ -x /usr/local/bin/k3s ]; then
-    log "WARNING: K3s is installed on $NODE but its API does not answer; skipping the live checks"
+  if [ -d /var/lib/rancher/k3s/server/db ]; then
+    # An existing member that is down (e.g. a bad config from the last run): the other servers
+    # answering is expected, and this run may be the fix, so it must not be refused.
+    log "WARNING: K3s on $NODE has its datastore but its API does not answer; skipping the live checks"
+  else
+    refuse_second_bootstrap
+    log "no running cluster on the first server: fresh install"
   fi
-  refuse_second_bootstrap
-  log "no running cluster on the first server: fresh install"
   finish
   exit 0
 fi
@@ -921,7 +964,8 @@ def install_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
         "CLUSTER_INIT": _bool(is_first),
         "INSTALLER_URL": INSTALLER_URL.format(version=args.version),
         "AIRGAP": _bool(args.airgap.enabled),
-        "STAGE_DIR": STAGE_DIR,
+        "STAGE_DIR": stage_dir(node),
+        "STAGE_USER": node.ssh_user,
         "IMAGES_NAME": staged_images_name(args),
         "SELINUX": _bool(args.selinux),
         "READY_TIMEOUT": args.timeouts.server_ready if node.role == "server" else args.timeouts.agent_ready,

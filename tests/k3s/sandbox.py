@@ -24,11 +24,14 @@ from pathlib import Path
 STUBS: dict[str, str] = {}
 
 STUBS["systemctl"] = r"""#!/bin/bash
-# systemctl stub: unit state in /stub/units/<unit>/{enabled,active,invocation,exists}
+# systemctl stub: unit state in /stub/units/<unit>/{enabled,active,activating,invocation,exists}
+# 'activating' is a unit stuck in start-up (Type=notify): 'start' is a no-op on it, as in systemd.
+# /stub/hang makes the next start of k3s/k3s-agent hang in 'activating'.
 echo "systemctl $*" >>/stub/calls.log
 args=()
+quiet=""
 for a in "$@"; do
-  case $a in --quiet|--no-block|--no-pager|-q|--value|--) ;; *) args+=("$a") ;; esac
+  case $a in --quiet|-q) quiet=1 ;; --no-block|--no-pager|--value|--) ;; *) args+=("$a") ;; esac
 done
 verb=${args[0]:-}
 prop=""
@@ -43,8 +46,10 @@ exists() { [ -e "$d/exists" ] || [ -e "/etc/systemd/system/$unit" ]; }
 start() {
   exists || { echo "Unit $unit not found." >&2; exit 5; }
   [ -e /stub/broken ] && return 0
-  mkdir -p "$d"; touch "$d/active"
+  mkdir -p "$d"
   n=$(cat "$d/invocation" 2>/dev/null || echo 0); echo $((n + 1)) >"$d/invocation"
+  case $unit in k3s.service|k3s-agent.service) [ -e /stub/hang ] && { touch "$d/activating"; return 0; } ;; esac
+  touch "$d/active"
   case $unit in
     k3s.service|k3s-agent.service)
       /usr/local/bin/k3s --version | sed -n '1s/^k3s version \([^ ]*\).*/\1/p' >"/stub/running-$unit"
@@ -58,17 +63,20 @@ start() {
 }
 case $verb in
   is-enabled) [ -e "$d/enabled" ] ;;
-  is-active) [ -e "$d/active" ] ;;
+  is-active)
+    if [ -e "$d/active" ]; then s=active; elif [ -e "$d/activating" ]; then s=activating; else s=inactive; fi
+    [ -n "$quiet" ] || echo "$s"
+    [ "$s" = active ] ;;
   enable) exists || exit 1; mkdir -p "$d"; touch "$d/enabled" ;;
   disable) rm -f "$d/enabled" ;;
-  start) [ -e "$d/active" ] || start ;;
-  restart) rm -f "$d/active"; start ;;
-  stop) rm -f "$d/active" ;;
+  start) [ -e "$d/active" ] || [ -e "$d/activating" ] || start ;;
+  restart) rm -f "$d/active" "$d/activating"; start ;;
+  stop) rm -f "$d/active" "$d/activating" ;;
   reload|daemon-reload|status|reset-failed) ;;
   cat) exists ;;
   show)
     case $prop in
-      InvocationID) [ -e "$d/active" ] && cat "$d/invocation" 2>/dev/null || echo "" ;;
+      InvocationID) { [ -e "$d/active" ] || [ -e "$d/activating" ]; } && cat "$d/invocation" 2>/dev/null || echo "" ;;
       ActiveState) [ -e "$d/active" ] && echo active || echo inactive ;;
     esac ;;
   *) echo "systemctl stub: unsupported $*" >&2; exit 1 ;;

@@ -108,6 +108,15 @@ def test_airgap_stages_artefacts_before_each_install(rich: ClusterRun) -> None:
         rec, install)
 
 
+def test_airgap_uploads_of_a_non_root_ssh_user_go_to_its_home(rich: ClusterRun) -> None:
+    # SFTP runs as the SSH user without sudo: only root can write under /var/lib.
+    rec = rich.recording
+    assert rec.named("rich-node-a3-stage-binary").inputs["remotePath"] == ".platform-k3s-staging/k3s"
+    assert rec.named("rich-node-a1-stage-binary").inputs["remotePath"] == "/var/lib/platform/k3s/staging/k3s"
+    assert rec.named("rich-node-a3-stage-images").inputs["remotePath"] == (
+        ".platform-k3s-staging/platform-airgap-images.tar.zst")
+
+
 def test_kubeconfig_is_a_secret_output_read_with_logging_off(homelab: ClusterRun) -> None:
     assert "kubeconfig" in homelab.secret_outputs
     kubeconfig = homelab.outputs["kubeconfig"]

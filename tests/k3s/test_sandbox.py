@@ -307,3 +307,105 @@ def test_api_ready_and_kubeconfig_on_the_first_server(tmp_path: Path, homelab: K
     assert "--server https://192.0.2.49:6443" in "\n".join(sb.calls())
     kubeconfig = sb.run(scripts.kubeconfig_script(homelab))
     assert kubeconfig.returncode == 0 and kubeconfig.stdout == "apiVersion: v1\n"  # stdout is the file only
+
+
+def _stage_airgap(sb: Sandbox, stage: str, version: str) -> None:
+    """What the CopyToRemote steps leave on the host: a k3s of `version`, the installer, images."""
+    fake_k3s = sb.path("/stub/fake-k3s").read_text().replace("@VERSION@", version)
+    sb.path(f"{stage}/k3s").parent.mkdir(parents=True, exist_ok=True)
+    sb.path(f"{stage}/k3s").write_text(fake_k3s)
+    sb.path(f"{stage}/install.sh").write_text(sb.path("/stub/fake-install.sh").read_text())
+    sb.path(f"{stage}/platform-airgap-images.tar.zst").write_text("images")
+
+
+def test_airgap_upgrade_reruns_the_installer_and_restarts_into_the_new_binary(tmp_path: Path) -> None:
+    # Regression: the staged binary replaced /usr/local/bin/k3s before the version check, so
+    # neither the installer nor a restart ran and the node was left on the old version.
+    args = dataclasses.replace(rich_args(tmp_path / "airgap"), timeouts=FAST, selinux=False)
+    sb = Sandbox(tmp_path / "sb")
+    stage = scripts.STAGE_DIR
+    _stage_airgap(sb, stage, args.version)
+    assert install(sb, args, 4).returncode == 0
+    _stage_airgap(sb, stage, NEXT)  # the new binary, as the stage steps upload it
+    sb.reset_calls()
+    result = install(sb, dataclasses.replace(args, version=NEXT), 4)
+    assert result.returncode == 0, result.stderr
+    assert f"installer {NEXT} agent" in sb.calls()
+    assert "systemctl restart --no-block k3s-agent" in sb.calls()
+    assert sb.path("/stub/running-k3s-agent.service").read_text().strip() == NEXT
+
+
+def test_airgap_upgrade_refuses_a_stale_staged_binary(tmp_path: Path) -> None:
+    args = dataclasses.replace(rich_args(tmp_path / "airgap"), timeouts=FAST, selinux=False)
+    sb = Sandbox(tmp_path / "sb")
+    _stage_airgap(sb, scripts.STAGE_DIR, args.version)
+    assert install(sb, args, 4).returncode == 0
+    sb.reset_calls()
+    result = install(sb, dataclasses.replace(args, version=NEXT), 4)  # the binary was not re-staged
+    assert result.returncode != 0
+    assert f"the staged k3s binary is '{args.version}', the stack wants {NEXT}" in result.stderr
+    assert sb.mutating_calls() == []
+
+
+def test_airgap_with_a_non_root_ssh_user_reads_the_uploads_from_its_home(tmp_path: Path) -> None:
+    # Regression: SFTP uploads run as the SSH user without sudo, so a non-root user could not
+    # write the root-owned /var/lib/platform/k3s/staging the install script read from.
+    args = dataclasses.replace(rich_args(tmp_path / "airgap"), timeouts=FAST, selinux=False)
+    node = args.nodes[5]
+    assert node.ssh_user == "deploy"
+    assert scripts.stage_path(args, node, "binary") == ".platform-k3s-staging/k3s"  # relative: SFTP's home
+    assert scripts.stage_path(args, args.nodes[4], "binary") == "/var/lib/platform/k3s/staging/k3s"
+    sb = Sandbox(tmp_path / "sb")
+    sb.path("/etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\ndeploy:x:1000:1000::/srv/deploy:/bin/bash\n")
+    _stage_airgap(sb, "/srv/deploy/.platform-k3s-staging", args.version)
+    result = install(sb, args, 5)
+    assert result.returncode == 0, result.stderr
+    assert sb.path("/var/lib/rancher/k3s/agent/images/platform-airgap-images.tar.zst").read_text() == "images"
+    sb.reset_calls()
+    assert install(sb, args, 5).changes == 0
+
+
+def test_an_upgrade_interrupted_before_the_restart_is_finished_by_the_next_run(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    # Regression: once the installer had replaced the binary, a re-run saw the wanted version
+    # installed and an unchanged config, so it never restarted the old process.
+    sb = Sandbox(tmp_path)
+    assert install(sb, homelab, 0).returncode == 0
+    new_k3s = sb.path("/stub/fake-k3s").read_text().replace("@VERSION@", NEXT)
+    sb.path("/usr/local/bin/k3s").write_text(new_k3s)  # the installer ran; the connection dropped
+    sb.reset_calls()
+    result = install(sb, dataclasses.replace(homelab, version=NEXT), 0)
+    assert result.returncode == 0, result.stderr
+    assert "systemctl restart --no-block k3s" in sb.calls()
+    assert sb.path("/stub/running-k3s.service").read_text().strip() == NEXT
+
+
+def test_a_server_stuck_in_activating_is_restarted_by_the_next_run(tmp_path: Path, homelab: K3sClusterArgs) -> None:
+    # Regression: 'systemctl start' on a unit that is 'activating' is a no-op, so a join that
+    # hung (e.g. etcd ports blocked) could never be retried with a fixed host or config.
+    sb = Sandbox(tmp_path)
+    sb.path("/stub/hang").touch()
+    args = dataclasses.replace(homelab, timeouts=dataclasses.replace(FAST, server_ready=2))
+    hung = install(sb, args, 1)
+    assert hung.returncode != 0 and "did not become a ready etcd member" in hung.stderr
+    sb.path("/stub/hang").unlink()  # the operator fixed the cause
+    sb.reset_calls()
+    retried = install(sb, args, 1)
+    assert retried.returncode == 0, retried.stderr
+    assert "systemctl restart --no-block k3s" in sb.calls()
+    assert "restarted k3s (was activating)" in retried.stderr
+
+
+def test_preflight_lets_a_down_first_server_with_its_datastore_be_fixed(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    # Regression: with server 1 down (e.g. a bad config from the last run) and the other servers
+    # up, preflight called it a second bootstrap and refused every run, including the fix.
+    sb = Sandbox(tmp_path)
+    assert install(sb, homelab, 0).returncode == 0
+    sb.set_unit("k3s.service", enabled=True, active=False)
+    sb.path("/stub/ping-pong").touch()
+    result = sb.run(scripts.preflight_script(homelab))
+    assert result.returncode == 0, result.stderr
+    assert "has its datastore but its API does not answer" in result.stderr
