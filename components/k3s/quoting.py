@@ -16,7 +16,9 @@ from collections.abc import Sequence
 
 _SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 _NAME = re.compile(r"[A-Z][A-Z0-9_]*")
-_DOUBLE_SPECIAL = re.compile(r"[$`\\\"!]")  # the characters bash still interprets inside "..."
+# The characters bash still interprets inside "...", and its internal quoting bytes \x01 (CTLESC)
+# and \x7f (CTLNUL), which bash 5.2 corrupts inside a double-quoted word of an array assignment.
+_DOUBLE_SPECIAL = re.compile(r"[$`\\\"!\x01\x7f]")
 
 
 class UnsafeValueError(ValueError):

@@ -308,6 +308,7 @@ pkg_installed() {
   esac
 }
 
+# A first boot often has unattended-upgrades holding the dpkg lock: wait for it, bounded.
 ensure_packages() {
   local pkg missing=()
   for pkg in "$@"; do
@@ -317,10 +318,10 @@ ensure_packages() {
   case $FAMILY in
     debian)
       if [ "$APT_UPDATED" -eq 0 ]; then
-        DEBIAN_FRONTEND=noninteractive timeout 900 apt-get update -q
+        DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=300 update -q
         APT_UPDATED=1
       fi
-      DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q --no-install-recommends "${missing[@]}"
+      DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}"
       ;;
     rhel) timeout 900 dnf install -y -q "${missing[@]}" ;;
   esac

@@ -190,7 +190,7 @@ def host_files(stack: str, secrets: dict[str, str]) -> dict[str, str]:
         if registries:
             files[f"hosts/{node.name}/etc/rancher/k3s/registries.yaml"] = registries
         if vip:
-            files[f"hosts/{node.name}/var/lib/rancher/k3s/server/manifests/kube-vip.yaml"] = vip
+            files[f"hosts/{node.name}{k3s_render.KUBE_VIP_MANIFEST_PATH}"] = vip
     for node in args.agents:
         if registries:
             files[f"hosts/{node.name}/etc/rancher/k3s/registries.yaml"] = registries

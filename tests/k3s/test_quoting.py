@@ -35,6 +35,16 @@ def test_assignments_round_trip_and_run_nothing(items: list[str], scalar: str) -
     assert out.decode("utf-8", "surrogateescape").split("\0")[:-1] == [scalar, *items]
 
 
+@pytest.mark.parametrize("value", ["'\x7f", "'a\x01b", "it's\x01", "\x7f'\n\x01"])
+def test_bash_internal_quoting_bytes_survive_array_assignments(value: str) -> None:
+    # Regression (found by the property test above): bash 5.2 corrupts \x01 and \x7f inside a
+    # double-quoted word of an array assignment, e.g. MANY=("'\x7f") gave "'\x01\x7f".
+    script = "\n".join([assign("ONE", value), assign("MANY", [value, "x"]),
+                        "printf '%s\\0' \"$ONE\" \"${MANY[@]}\""])
+    out = subprocess.run(["bash", "-c", script], capture_output=True, check=True).stdout
+    assert out.decode("utf-8", "surrogateescape").split("\0")[:-1] == [value, value, "x"]
+
+
 def test_plain_words_stay_readable() -> None:
     assert sh_quote("192.0.2.51") == "192.0.2.51"
     assert sh_quote("v1.34.2+k3s1") == "v1.34.2+k3s1"

@@ -44,8 +44,10 @@ def test_debian_host_preparation_converges_and_a_second_run_changes_nothing(
     calls = sb.calls()
     assert {"modprobe overlay", "modprobe br_netfilter", "modprobe iscsi_tcp", "swapoff -a"} <= set(calls)
     assert "systemctl disable --quiet ufw" in calls and "systemctl stop ufw" in calls
-    assert any("apt-get install" in c and "open-iscsi" in c for c in calls)
-    assert sum(c == "apt-get update -q" for c in calls) == 1
+    assert any("apt-get -o DPkg::Lock::Timeout=300 install" in c and "open-iscsi" in c for c in calls)
+    assert sum(c == "apt-get -o DPkg::Lock::Timeout=300 update -q" for c in calls) == 1
+    # Waits (bounded) for a dpkg lock held by unattended-upgrades instead of failing the first boot.
+    assert all("DPkg::Lock::Timeout=300" in c for c in calls if c.startswith("apt-get"))
     assert (sb.path("/etc/modules-load.d/platform-k3s.conf").read_text()
             == "overlay\nbr_netfilter\niscsi_tcp\n")
     sysctl = sb.path("/etc/sysctl.d/90-platform-k3s.conf").read_text()
@@ -409,3 +411,22 @@ def test_preflight_lets_a_down_first_server_with_its_datastore_be_fixed(
     result = sb.run(scripts.preflight_script(homelab))
     assert result.returncode == 0, result.stderr
     assert "has its datastore but its API does not answer" in result.stderr
+
+
+def test_a_non_root_ssh_user_reexecs_through_sudo_and_keeps_the_config_on_stdin(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    sb = Sandbox(tmp_path)
+    # As a non-root login: `id -u` answers 1000 until sudo ran; sudo -n only records and execs.
+    sb.path("/usr/local/sbin/id").write_text(
+        '#!/bin/bash\nif [ "${1:-}" = -u ] && [ -z "${SUDO_USER:-}" ]; then echo 1000\n'
+        'else exec /usr/bin/id "$@"; fi\n')
+    sb.path("/usr/local/sbin/sudo").write_text(
+        '#!/bin/bash\necho "sudo $1 $2 $3 $4" >>/stub/calls.log\n[ "$1 $2" = "-n --" ] || exit 1\n'
+        'shift 2\nSUDO_USER=deploy exec "$@"\n')
+    for name in ("id", "sudo"):
+        sb.path(f"/usr/local/sbin/{name}").chmod(0o755)
+    result = install(sb, homelab, 3)
+    assert result.returncode == 0, result.stderr
+    assert "sudo -n -- bash -c" in sb.calls()
+    assert f"token: {SECRETS.agent_token}" in sb.path("/etc/rancher/k3s/config.yaml").read_text()
