@@ -321,7 +321,8 @@ ensure_packages() {
         DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=300 update -q
         APT_UPDATED=1
       fi
-      DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}"
+      DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=300 install -y -q \
+        --no-install-recommends "${missing[@]}"
       ;;
     rhel) timeout 900 dnf install -y -q "${missing[@]}" ;;
   esac
