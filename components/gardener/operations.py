@@ -21,11 +21,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.gardener.client import AmbiguousWriteError, ApiError, CleuraClient, ConflictError, NotFoundError
+from components.gardener.client import (
+    AmbiguousWriteError,
+    ApiError,
+    CleuraClient,
+    ConflictError,
+    NotFoundError,
+    TransientError,
+)
 from components.gardener.diffing import UpdatePlan, immutable_conflicts, plan_update
 from components.gardener.spec import create_body, shoot_path, shoot_spec_from_inputs
 from components.gardener.state import reported_inputs
 from components.gardener.waiting import (
+    ACTIVE_STATES,
     DEFAULT_GRACE_SECONDS,
     Deadline,
     Observation,
@@ -90,8 +98,17 @@ class ShootOps:
             return Observation(None)
         return Observation(data if isinstance(data, dict) else None, retry_after)
 
+    def poll(self, name: str) -> Observation:
+        """`observe` for waits: an API that stays down through the client's retries is a missed
+        poll, not the end of a 60-minute wait (a plain read still raises: it must never turn an
+        outage into "gone")."""
+        try:
+            return self.observe(name)
+        except TransientError as exc:
+            return Observation(None, unavailable=exc.message)
+
     def waiter(self, name: str, what: str, deadline: Deadline) -> Waiter:
-        return Waiter(fetch=lambda: self.observe(name), what=f"shoot {name}: {what}", policy=self.policy,
+        return Waiter(fetch=lambda: self.poll(name), what=f"shoot {name}: {what}", policy=self.policy,
                       deadline=deadline, now=self.now, sleep=self.sleep, report=self.report, rng=self.rng,
                       grace=self.grace)
 
@@ -119,7 +136,7 @@ class ShootOps:
         try:
             return self.waiter(name, "create", deadline).until_ready(None, request_started=started,
                                                                      allow_missing=CREATE_404_TOLERANCE)
-        except (WaitTimeoutError, OperationFailedError) as exc:
+        except (WaitTimeoutError, OperationFailedError, ApiError) as exc:
             raise ProviderError(
                 f"{exc}. The shoot exists on Cleura but Pulumi does not track it yet: re-run with "
                 "adopt: true to resume waiting (or delete it in the Cleura console)") from None
@@ -210,6 +227,16 @@ class ShootOps:
         """Send one change and wait for the operation it starts (not the one before it)."""
         conflicts = ambiguous = 0
         while True:
+            running = OpMarker.of(current)
+            if running is not None and running.state in ACTIVE_STATES:
+                # Sent now, the change could be accepted and queued behind the running operation,
+                # whose Succeeded would then end our wait before our change is even reconciled.
+                self.report(f"shoot {name}: {what} waits for the running {running.type} operation "
+                            f"({running.progress}%)")
+                idle = self.waiter(name, f"waiting to {what}", deadline).until_idle()
+                if idle is None:
+                    raise ProviderError(f"shoot {name} disappeared while waiting to {what}")
+                current = idle
             baseline = OpMarker.of(current)
             started = self.now()
             try:
@@ -219,13 +246,9 @@ class ShootOps:
                 live = self.get(name)
                 if live is not None and done is not None and done(live):
                     return live  # e.g. HA already enabled: the 409 means the goal is reached
-                marker = OpMarker.of(live)
-                if conflicts > MAX_CONFLICT_RETRIES or marker is None or marker.state not in ("Pending",
-                                                                                              "Processing"):
+                if conflicts > MAX_CONFLICT_RETRIES or live is None or deadline.expired():
                     raise ProviderError(f"shoot {name}: {what} rejected: {exc}") from None
-                self.report(f"shoot {name}: {what} must wait for the running {marker.type} operation "
-                            f"({marker.progress}%)")
-                idle = self.waiter(name, f"waiting to {what}", deadline).until_idle()
+                idle = self._wait_out_conflict(name, what, live, conflicts, deadline)
                 if idle is None:
                     raise ProviderError(f"shoot {name} disappeared while waiting to {what}") from None
                 current = idle
@@ -250,12 +273,33 @@ class ShootOps:
             except (WaitTimeoutError, OperationFailedError) as exc:
                 raise ProviderError(str(exc)) from None
 
+    def _wait_out_conflict(self, name: str, what: str, live: dict[str, Any], conflicts: int,
+                           deadline: Deadline) -> dict[str, Any] | None:
+        """After a 409: wait for the running operation to end; None if the shoot is gone.
+
+        Right after a rejected change, GET can still report the previous, finished operation (the
+        stale read of reference 3.3), so "nothing running" is not proof the 409 is permanent:
+        pause a poll interval and let the caller retry (bounded by MAX_CONFLICT_RETRIES).
+        """
+        marker = OpMarker.of(live)
+        if marker is not None and marker.state in ACTIVE_STATES:
+            self.report(f"shoot {name}: {what} must wait for the running {marker.type} operation "
+                        f"({marker.progress}%)")
+            return self.waiter(name, f"waiting to {what}", deadline).until_idle()
+        self.report(f"shoot {name}: {what} answered 409 but no running operation is visible yet; "
+                    f"retrying ({conflicts}/{MAX_CONFLICT_RETRIES})")
+        self.sleep(min(self.policy.interval(conflicts - 1, None, self.rng), max(deadline.remaining(), 0.0)))
+        return live
+
     # -- delete ----------------------------------------------------------------------------------
     def delete(self, name: str, *, timeout: float) -> None:
         """DELETE, then wait for 404; a shoot that is already gone is success."""
         deadline = self.deadline(timeout)
         conflicts = 0
         while True:
+            # The operation before our DELETE: a failed earlier deletion still shows for a while.
+            baseline = OpMarker.of(self.get(name))
+            started = self.now()
             try:
                 self.client.request("DELETE", self.loc.shoots(name))
                 break
@@ -264,13 +308,14 @@ class ShootOps:
                 return
             except ConflictError as exc:
                 conflicts += 1
-                if conflicts > MAX_CONFLICT_RETRIES:
+                live = self.get(name)
+                if conflicts > MAX_CONFLICT_RETRIES or deadline.expired():
                     raise ProviderError(f"shoot {name}: delete rejected: {exc}") from None
-                if self.waiter(name, "waiting to delete", deadline).until_idle() is None:
+                if live is None or self._wait_out_conflict(name, "delete", live, conflicts, deadline) is None:
                     return
         self.report(f"shoot {name}: deletion accepted; waiting until it is gone")
         try:
-            self.waiter(name, "delete", deadline).until_gone()
+            self.waiter(name, "delete", deadline).until_gone(baseline, request_started=started)
         except (WaitTimeoutError, OperationFailedError) as exc:
             raise ProviderError(str(exc)) from None
 
@@ -278,7 +323,7 @@ class ShootOps:
     def mint_kubeconfig(self, name: str, seconds: int, *, timeout: float = 1800) -> dict[str, Any]:
         """v3 admin kubeconfig: `{kubeconfig, expires_at}`; a 409 (shoot busy) waits and retries."""
         deadline = self.deadline(timeout)
-        for _ in range(MAX_CONFLICT_RETRIES + 1):
+        for attempt in range(1, MAX_CONFLICT_RETRIES + 2):
             try:
                 resp = self.client.request("POST", self.loc.kubeconfig_v3(name), {"expiration_seconds": int(seconds)})
             except NotFoundError:
@@ -286,7 +331,9 @@ class ShootOps:
                                     f"({self.loc.region}): wrong shoot name or project") from None
             except ConflictError as exc:
                 self.report(f"shoot {name}: kubeconfig not available yet ({exc.message}); waiting")
-                if self.waiter(name, "waiting for kubeconfig", deadline).until_idle() is None:
+                live = self.get(name)
+                if live is None or self._wait_out_conflict(name, "get a kubeconfig", live, attempt,
+                                                           deadline) is None:
                     raise ProviderError(f"shoot {name!r} disappeared") from None
                 continue
             data = resp.json()

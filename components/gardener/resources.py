@@ -22,6 +22,8 @@ from components.gardener.provider import (
 )
 from components.gardener.spec import ShootSpec, Timeouts
 
+SHOOT_ATTRIBUTE_INPUTS = ("name", "cloud", "region", "project_id", "kubernetes_version")
+
 
 class Shoot(dynamic.Resource, module="cleura", name="Shoot"):  # type: ignore[misc,call-arg]
     """A Gardener shoot. Inputs mirror `cleura_gardener_shoot` (snake_case) plus adopt/timeouts."""
@@ -43,7 +45,10 @@ class Shoot(dynamic.Resource, module="cleura", name="Shoot"):  # type: ignore[mi
 
     def __init__(self, resource_name: str, spec: ShootSpec, *, adopt: bool = False,
                  timeouts: Timeouts | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
+        # Optional inputs read back as attributes (`cloud` feeds the kubeconfig) are seeded too:
+        # `to_inputs` drops None, and a key missing from props is no attribute at all.
         props: dict[str, Any] = {
+            **{k: None for k in SHOOT_ATTRIBUTE_INPUTS},
             **spec.to_inputs(),
             "adopt": adopt,
             "timeouts": (timeouts or Timeouts()).to_inputs(),

@@ -158,10 +158,16 @@ def failure_message(shoot: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Observation:
-    """One poll: the shoot (None = 404) and the server's Retry-After hint (unscaled seconds)."""
+    """One poll: the shoot (None = 404) and the server's Retry-After hint (unscaled seconds).
+
+    `unavailable` says the poll learned nothing (the API stayed down through the client's own
+    retries); the wait then keeps polling until its deadline instead of failing a long operation
+    on a short outage (reference 4 #14, 6.4).
+    """
 
     shoot: dict[str, Any] | None
     retry_after: float | None = None
+    unavailable: str | None = None
 
 
 class EtaEstimator:
@@ -212,6 +218,10 @@ class Waiter:
         seconds = scaled / self.policy.scale
         return f"{seconds / 60:.0f}m" if seconds >= 120 else f"{seconds:.0f}s"
 
+    def _unavailable(self, obs: Observation) -> None:
+        self.report(f"{self.what}: API unavailable ({obs.unavailable}); still waiting, "
+                    f"{self._fmt(self.deadline.elapsed())} elapsed")
+
     def _progress(self, shoot: Mapping[str, Any] | None, attempt: int, last_line: list[str]) -> None:
         line = describe_operation(shoot)
         if line != last_line[0]:
@@ -231,7 +241,9 @@ class Waiter:
         while True:
             obs = self.fetch()
             shoot = obs.shoot
-            if shoot is None:
+            if obs.unavailable is not None:
+                self._unavailable(obs)
+            elif shoot is None:
                 if self.now() - started > allow_missing * self.policy.scale:
                     raise OperationFailedError(f"{self.what}: the shoot disappeared (404) while waiting; "
                                           "was it deleted out of band?")
@@ -263,6 +275,11 @@ class Waiter:
         attempt, last_line = 0, [""]
         while True:
             obs = self.fetch()
+            if obs.unavailable is not None:
+                self._unavailable(obs)
+                self._pause(attempt, None, obs, None)
+                attempt += 1
+                continue
             if obs.shoot is None:
                 return None
             marker = OpMarker.of(obs.shoot)
@@ -272,20 +289,38 @@ class Waiter:
             self._pause(attempt, None, obs, obs.shoot)
             attempt += 1
 
-    def until_gone(self) -> None:
-        """Wait for 404. Never accepts `Succeeded`: a stale Reconcile/Succeeded is not a deletion."""
+    def until_gone(self, baseline: OpMarker | None = None, request_started: float | None = None) -> None:
+        """Wait for 404. Never accepts `Succeeded`: a stale Reconcile/Succeeded is not a deletion.
+
+        Nor a stale failure: after a DELETE that retries a failed deletion, GET can still report
+        the *previous* Delete/Failed (`baseline`, seen before the request). Only a failure of a
+        Delete that is provably ours fails the wait; a stale one does only after the grace period.
+        """
         attempt, last_line = 0, [""]
         estimator = EtaEstimator()
         eta = None
+        seen_active = False
+        started = self.now() if request_started is None else request_started
         while True:
             obs = self.fetch()
+            if obs.unavailable is not None:
+                self._unavailable(obs)
+                self._pause(attempt, eta, obs, None)
+                attempt += 1
+                continue
             if obs.shoot is None:
                 self.report(f"{self.what}: gone after {self._fmt(self.deadline.elapsed())}")
                 return
             marker = OpMarker.of(obs.shoot)
             if marker and marker.type == "Delete" and marker.state in FAILED_STATES:
-                raise OperationFailedError(f"{self.what}: {failure_message(obs.shoot)}")
-            if marker and marker.type == "Delete":
+                if seen_active or not marker.same_operation(baseline):
+                    raise OperationFailedError(f"{self.what}: {failure_message(obs.shoot)}")
+                if self.now() - started >= self.grace * self.policy.scale:
+                    raise OperationFailedError(
+                        f"{self.what}: no new delete operation started and the last one failed: "
+                        f"{failure_message(obs.shoot)}; retry it in the Cleura console (or PATCH .../retry)")
+            elif marker and marker.type == "Delete":
+                seen_active = seen_active or marker.state in ACTIVE_STATES
                 eta = estimator.update(self.now(), marker.progress)
             self._progress(obs.shoot, attempt, last_line)
             self._pause(attempt, eta, obs, obs.shoot)

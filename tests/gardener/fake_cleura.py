@@ -11,7 +11,8 @@ deliberately strict so client mistakes fail loudly:
   Gardener-like steps; after every mutation GET keeps reporting the previous operation for
   `stale_lag` fake seconds (the stale-`Succeeded` race); deletion ends in 404;
 * conflicts: HA re-enable and Cilium config on Calico are 409; mutations while an operation
-  runs are 409 "operation in progress" when `conflict_while_busy`;
+  runs are 409 "operation in progress" when `conflict_while_busy`, else accepted and queued
+  behind the running operation (which GET keeps reporting until it ends);
 * faults: `add_fault` injects statuses (with Retry-After), dropped connections (before or after
   the request is applied), slow answers; tokens can be expired at will.
 
@@ -35,6 +36,7 @@ SUPPORTED_VERSIONS = ("1.32.9", "1.33.4", "1.33.5", "1.34.1")
 # Fraction of an operation's duration -> progress Gardener reports (steps, not a smooth line).
 MILESTONES = ((0.0, 0), (0.04, 4), (0.12, 15), (0.3, 32), (0.5, 50), (0.7, 76), (0.88, 89), (0.96, 97))
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+QUEUE_PICKUP = 10.0  # fake seconds between a finished operation and a queued one starting
 
 
 class FakeClock:
@@ -71,6 +73,7 @@ class Fault:
     delay: float = 0.0
     times: int = 1
     hits: int = 0
+    skip: int = 0  # let this many matching requests through first
 
     def matches(self, method: str, path: str) -> bool:
         return self.hits < self.times and self.method in ("*", method) and re.search(self.path, path) is not None
@@ -86,6 +89,7 @@ class Operation:
     previous: dict[str, Any] | None = None
     stale_until: float = 0.0
     hidden_until: float = 0.0
+    before: Operation | None = None  # still running when this one was requested: reported until we start
 
     def progress_at(self, frac: float) -> int:
         return max(p for f, p in MILESTONES if frac >= f)
@@ -93,6 +97,8 @@ class Operation:
     def report(self, t: float) -> dict[str, Any] | None:
         if t < self.stale_until:
             return self.previous
+        if self.before is not None and t < self.started:
+            return self.before.report(t)
         if t < self.hidden_until:
             return None
         frac = (t - self.started) / self.duration if self.duration > 0 else 1.0
@@ -160,6 +166,7 @@ class FakeCleura:
     conflict_while_busy: bool = True
     kubeconfig_cap: int | None = None
     fail_next_create: str | None = None
+    fail_next_delete: str | None = None
     token_ttl: float | None = None  # fake seconds a token stays valid (None: forever)
 
     def __post_init__(self) -> None:
@@ -224,6 +231,7 @@ class FakeCleura:
             self.create_duration, self.reconcile_duration, self.delete_duration = 120.0, 30.0, 40.0
             self.stale_lag, self.create_hidden = 5.0, 3.0
             self.conflict_while_busy, self.kubeconfig_cap, self.fail_next_create = True, None, None
+            self.fail_next_delete = None
             self.token_ttl = None
 
     # -- test controls ---------------------------------------------------------------------------
@@ -270,6 +278,14 @@ class FakeCleura:
                 if n == name and rec.op:
                     return rec.op.report(self.clock.now())
         return None
+
+    def settled(self, name: str) -> bool:
+        """True when every operation requested for the shoot (queued ones too) has finished."""
+        with self.lock:
+            for (_, _, _, n), rec in self.shoots.items():
+                if n == name:
+                    return rec.op is None or rec.op.finished(self.clock.now())
+        return True
 
     def fail_current(self, name: str, description: str) -> None:
         """Make the shoot's last operation a failed Reconcile (e.g. quota exhausted overnight)."""
@@ -333,6 +349,9 @@ class FakeCleura:
         with self.lock:
             for f in self.faults:
                 if f.matches(method, path):
+                    if f.skip > 0:
+                        f.skip -= 1
+                        continue
                     f.hits += 1
                     return f
         return None
@@ -423,10 +442,18 @@ class FakeCleura:
         if self.conflict_while_busy and rec.op and not rec.op.finished(self.clock.now()):
             raise ApiFailure(409, "Another operation is in progress for this shoot")
 
-    def _start(self, rec: ShootRecord, kind: str, duration: float) -> None:
+    def _start(self, rec: ShootRecord, kind: str, duration: float, fail: str | None = None) -> None:
         now = self.clock.now()
+        if rec.op is not None and not rec.op.finished(now):
+            # Only reachable with conflict_while_busy=False: like Gardener, finish the running
+            # operation first, then reconcile the new spec (GET keeps showing the running one).
+            # The running one shows Succeeded for a moment before the next reconcile is picked up.
+            current = rec.op
+            rec.op = Operation(kind, current.started + current.duration + QUEUE_PICKUP, duration, fail=fail,
+                               before=current)
+            return
         previous = rec.op.report(now) if rec.op else None
-        rec.op = Operation(kind, now, duration, previous=previous, stale_until=now + self.stale_lag)
+        rec.op = Operation(kind, now, duration, fail=fail, previous=previous, stale_until=now + self.stale_lag)
 
     def _view(self, rec: ShootRecord) -> dict[str, Any]:
         view = json.loads(json.dumps(rec.spec))
@@ -532,11 +559,16 @@ class FakeCleura:
 
     def _delete(self, body: Any, cloud: str, region: str, project: str, name: str) -> tuple[int, Any]:
         rec = self._record(cloud, region, project, name)
-        if rec.deleting:
+        now = self.clock.now()
+        failed = rec.deleting and rec.op is not None and rec.op.fail is not None and rec.op.finished(now)
+        if rec.deleting and not failed:
             return 204, None
-        self._busy(rec)
+        if not failed:
+            self._busy(rec)
+        # A DELETE after a failed deletion starts a new Delete; GET shows the failed one for a while.
         rec.deleting = True
-        self._start(rec, "Delete", self.delete_duration)
+        self._start(rec, "Delete", self.delete_duration, fail=self.fail_next_delete)
+        self.fail_next_delete = None
         return 204, None
 
     # -- workers -----------------------------------------------------------------------------------------

@@ -57,3 +57,19 @@ def test_bootstrap_can_be_left_out() -> None:
     reg = register(lambda: ShootCluster("c", cfg).name)
     assert [r.type.rsplit(":", 1)[-1] for r in reg.resources] == ["ShootCluster", "Shoot", "ShootKubeconfig"]
     assert reg.result["value"] == "demo"
+
+
+def test_cloud_may_be_left_unset() -> None:
+    # `cloud` is optional (CLEURA_CLOUD or public); the kubeconfig still reads `shoot.cloud`, so the
+    # attribute must exist even though `ShootSpec.to_inputs` drops the None.
+    cfg = replace(stack_config(), shoot=spec(cloud=None))
+    reg = register(lambda: ShootCluster("c", cfg).name)
+    assert [r.type.rsplit(":", 1)[-1] for r in reg.resources] == ["ShootCluster", "ProjectBootstrap", "Shoot",
+                                                                  "ShootKubeconfig"]
+    assert reg.one(":Shoot").inputs.get("cloud") is None
+
+
+def test_stack_waits_at_least_the_references_60_minutes() -> None:
+    # Reference 6.4: overall timeout >= 60 min per wait (a first create alone can take 10-15 min,
+    # deletions of clusters with load balancers and volumes longer).
+    assert min(stack_config().timeouts.to_inputs().values()) >= 3600

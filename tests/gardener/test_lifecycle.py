@@ -14,10 +14,21 @@ from dataclasses import replace
 import pytest
 
 from components.gardener.client import CleuraClient, Credentials
+from components.gardener.diffing import UpdatePlan
+from components.gardener.operations import Location, ShootOps
 from components.gardener.schema import UNKNOWN, is_unknown
-from components.gardener.spec import HibernationSchedule, KeyValue, Taint, Timeouts, Worker, create_body, shoot_path
+from components.gardener.spec import (
+    HibernationSchedule,
+    KeyValue,
+    Taint,
+    Timeouts,
+    Worker,
+    create_body,
+    shoot_path,
+    worker_body,
+)
 
-from .conftest import PASSWORD, PROJECT, REGION, USER, shoot_inputs, spec
+from .conftest import PASSWORD, PROJECT, REGION, SPEED, USER, shoot_inputs, spec
 from .engine import CheckFailedError, Engine, EngineError, ProviderHost
 from .fake_cleura import FakeCleura
 
@@ -198,14 +209,31 @@ def test_out_of_band_edit_shows_as_drift_and_is_reverted(fake: FakeCleura, shoot
 def test_update_while_reconciling_waits_out_the_409(fake: FakeCleura, shoot_engine: EngineFactory) -> None:
     e: Engine = shoot_engine()
     e.up(shoot_inputs(spec()))
-    fake.reconcile_duration = 60.0
+    fake.reconcile_duration, fake.stale_lag = 60.0, 20.0  # the re-read after the 409 still shows Succeeded
     other = CleuraClient(fake.url, Credentials(USER, None, PASSWORD), report=lambda m: None)
-    other.request("PATCH", DEMO, {"allowed_cidrs": ["198.51.100.0/24"]})  # someone else's change, running now
-    scaled = shoot_inputs(spec(workers=(replace(spec().workers[0], maximum=6),)))
-    e.up(scaled)
+    ops = ShootOps(CleuraClient(fake.url, Credentials(USER, None, PASSWORD), scale=1 / SPEED, report=lambda m: None),
+                   Location("public", REGION, PROJECT))
+    before = ops.get("demo")  # looked idle when we planned...
+    assert before is not None
+    other.request("PATCH", DEMO, {"allowed_cidrs": ["198.51.100.0/24"]})  # ...then someone else's change started
+    put = worker_body(replace(spec().workers[0], maximum=6), explicit_empty=True)
+    ops.apply_plan("demo", UpdatePlan(update_workers=(put,)), before, ops.deadline(600))
     assert fake.count("PUT", "/workers/default", 409) >= 1
     assert fake.count("PUT", "/workers/default", 202) == 1
     assert workers(fake)["default"]["maximum"] == 6
+
+
+def test_update_waits_for_a_running_operation_before_sending(fake: FakeCleura, shoot_engine: EngineFactory) -> None:
+    # If the API accepts a change while another operation runs (reference 7.4: unknown), Gardener
+    # reconciles it only afterwards: the other operation's Succeeded must not end our wait.
+    e: Engine = shoot_engine()
+    e.up(shoot_inputs(spec()))
+    fake.conflict_while_busy, fake.reconcile_duration = False, 60.0
+    other = CleuraClient(fake.url, Credentials(USER, None, PASSWORD), report=lambda m: None)
+    other.request("PATCH", DEMO, {"allowed_cidrs": ["198.51.100.0/24"]})
+    e.up(shoot_inputs(spec(workers=(replace(spec().workers[0], maximum=6),))))
+    assert workers(fake)["default"]["maximum"] == 6
+    assert fake.settled("demo")  # our reconcile finished, not only the one that was running before it
 
 
 def test_delete_waits_for_404_and_gone_is_success(fake: FakeCleura, shoot_engine: EngineFactory) -> None:
@@ -274,3 +302,28 @@ def test_refresh_warns_about_a_failed_last_operation(fake: FakeCleura, host: Pro
     assert e.refresh() == "changed"
     assert e.state is not None and e.state.outputs["last_operation"]["state"] == "Failed"
     assert "last operation failed: Reconcile Failed: Quota exceeded for floating IPs" in host.logs()[offset:]
+
+
+def test_destroy_after_a_failed_delete_ignores_the_stale_failure(fake: FakeCleura,
+                                                                shoot_engine: EngineFactory) -> None:
+    e: Engine = shoot_engine()
+    e.up(shoot_inputs(spec()))
+    fake.fail_next_delete = "cleanup failed: load balancer still in use"
+    with pytest.raises(EngineError, match=r"Delete Failed: cleanup failed"):
+        e.destroy()
+    assert e.state is not None and fake.shoot_names() == ["demo"]
+    fake.stale_lag = 20.0  # after the second DELETE, GET still shows the *first* Delete/Failed
+    e.destroy()
+    assert fake.shoot_names() == [] and fake.count("DELETE", DEMO + "$") == 2
+
+
+def test_create_keeps_waiting_through_an_api_outage(fake: FakeCleura, host: ProviderHost,
+                                                    shoot_engine: EngineFactory) -> None:
+    # Longer than the client's own retries (6 attempts): the wait must not give up on the create.
+    fake.add_fault("GET", DEMO + "$", "status", status=503, times=9, skip=2)
+    offset = host.log_offset()
+    e: Engine = shoot_engine()
+    assert e.up(shoot_inputs(spec())).op == "create"
+    assert fake.count("GET", DEMO + "$", 503) == 9
+    assert e.state is not None and e.state.outputs["last_operation"]["state"] == "Succeeded"
+    assert "API unavailable" in host.logs()[offset:]

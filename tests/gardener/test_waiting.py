@@ -154,3 +154,31 @@ def test_time_scale_from_environment() -> None:
     assert time_scale({"CLEURA_POLL_SCALE": "0.001"}) == 0.001
     assert time_scale({"CLEURA_POLL_SCALE": "-1"}) == 1.0
     assert time_scale({"CLEURA_POLL_SCALE": "fast"}) == 1.0
+
+
+def test_delete_wait_ignores_the_stale_failure_of_an_earlier_delete() -> None:
+    clock = Clock()
+    old = op("Delete", "Failed", 20, "T0", "cleanup failed")
+    fetch = scripted(clock, [(0, old), (20, op("Delete", "Processing", 40, "T1")), (120, None)])
+    waiter(clock, fetch).until_gone(OpMarker.of(old), request_started=0)
+    assert clock.t >= 120
+
+
+def test_delete_wait_fails_after_grace_when_no_new_delete_starts() -> None:
+    clock = Clock()
+    old = op("Delete", "Failed", 20, "T0", "cleanup failed")
+    with pytest.raises(OperationFailedError, match=r"no new delete operation.*cleanup failed"):
+        waiter(clock, scripted(clock, [(0, old)]), grace=90).until_gone(OpMarker.of(old), request_started=0)
+    assert 90 <= clock.t < 130
+
+
+def test_polls_that_learn_nothing_do_not_end_the_wait() -> None:
+    clock = Clock()
+    done = op("Create", "Succeeded", 100, "T1")
+
+    def fetch() -> Observation:
+        return Observation(None, unavailable="HTTP 503") if clock.t < 300 else Observation(done)
+
+    assert waiter(clock, fetch).until_ready(None) is done
+    clock.t = 0.0
+    assert waiter(clock, fetch).until_idle() is done
