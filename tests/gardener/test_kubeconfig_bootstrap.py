@@ -88,7 +88,8 @@ def test_kubeconfig_is_minted_from_v3_and_rotated_when_due_and_not_before(fake: 
 
 
 def test_kubeconfig_waits_while_the_shoot_reconciles(fake: FakeCleura, host: ProviderHost, shoot_up: Engine) -> None:
-    fake.reconcile_duration = 60
+    # 1500 fake seconds = 1.5 s real: still reconciling when the POST arrives, even on a loaded CI machine.
+    fake.reconcile_duration = 1500
     CleuraClient(fake.url, Credentials(USER, None, PASSWORD), report=lambda m: None).request(
         "PATCH", DEMO, {"allowed_cidrs": ["198.51.100.0/24"]})
     k = Engine(host, KUBECONFIG_TYPE, "kc")
