@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.gardener.schema import contains_unknown, is_unknown
+from components.gardener.schema import contains_unknown, dig, is_unknown
 from components.gardener.spec import (
     CILIUM_FIELDS,
     worker_body,
@@ -39,14 +39,6 @@ MAINTENANCE_LEAVES = (
 )
 INFRA = ("shoot_provider", "infrastructure_config")
 PINNED_INFRA = ("network_id", "router_id", "workers_network_cidr")
-
-
-def _get(d: object, *path: str) -> Any:
-    for key in path:
-        if not isinstance(d, Mapping):
-            return None
-        d = d.get(key)
-    return d
 
 
 def _first(*values: object) -> Any:
@@ -102,8 +94,8 @@ def _worker_field_changes(name: str, new: Mapping[str, Any], old: Mapping[str, A
     base = f"shoot_provider.workers[{name}]"
     out = []
     for leaf in ("type", "image_version", "image_name"):
-        nv = _get(new, "machine", leaf)
-        ov = _first(_get(old, "machine", leaf), _get(rep, "machine", leaf))
+        nv = dig(new, "machine", leaf)
+        ov = _first(dig(old, "machine", leaf), dig(rep, "machine", leaf))
         if leaf == "image_version" and isinstance(nv, str) and isinstance(ov, str) and version_satisfied(nv, ov):
             continue  # the live image is this version or an auto-updated newer one
         if nv is not None and _differs(nv, ov):
@@ -144,23 +136,23 @@ def diff_shoot(olds: Mapping[str, Any], news: Mapping[str, Any]) -> ShootDiff:
         if contains_unknown(nv) or _as_set(nv, key) != _as_set(_first(olds.get(k), rep.get(k)) or [], key):
             changes.append(k)
     for leaf in MAINTENANCE_LEAVES:
-        nv = _get(news, *leaf)
-        if nv is not None and _differs(nv, _first(_get(olds, *leaf), _get(rep, *leaf))):
+        nv = dig(news, *leaf)
+        if nv is not None and _differs(nv, _first(dig(olds, *leaf), dig(rep, *leaf))):
             changes.append(".".join(leaf))
-    cni = _get(news, "networking", "type")
-    if cni is not None and _differs(cni, _first(_get(olds, "networking", "type"), _get(rep, "networking", "type"))):
+    cni = dig(news, "networking", "type")
+    if cni is not None and _differs(cni, _first(dig(olds, "networking", "type"), dig(rep, "networking", "type"))):
         replaces.append("networking.type")
     for k in CILIUM_FIELDS:
         leaf = ("networking", "cilium_provider_config", k)
-        nv = _get(news, *leaf)
-        if nv is not None and _differs(nv, _first(_get(olds, *leaf), _get(rep, *leaf))):
+        nv = dig(news, *leaf)
+        if nv is not None and _differs(nv, _first(dig(olds, *leaf), dig(rep, *leaf))):
             changes.append(".".join(leaf))
     for path in (("shoot_provider", "load_balancer_provider"), (*INFRA, "floating_pool_name")):
-        if _differs(_get(news, *path), _first(_get(olds, *path), _get(rep, *path))):
+        if _differs(dig(news, *path), _first(dig(olds, *path), dig(rep, *path))):
             replaces.append(".".join(path))
     for k in PINNED_INFRA:
-        nv = _get(news, *INFRA, k)
-        if nv is not None and _differs(nv, _first(_get(olds, *INFRA, k), _get(rep, *INFRA, k))):
+        nv = dig(news, *INFRA, k)
+        if nv is not None and _differs(nv, _first(dig(olds, *INFRA, k), dig(rep, *INFRA, k))):
             replaces.append(".".join((*INFRA, k)))
     changes += _workers_diff(news, olds, rep)
     for k in META_KEYS:
@@ -171,12 +163,12 @@ def diff_shoot(olds: Mapping[str, Any], news: Mapping[str, Any]) -> ShootDiff:
 
 
 def _workers_diff(news: Mapping[str, Any], olds: Mapping[str, Any], rep: Mapping[str, Any]) -> list[str]:
-    new_workers = _get(news, "shoot_provider", "workers")
+    new_workers = dig(news, "shoot_provider", "workers")
     if contains_unknown(new_workers):
         return ["shoot_provider.workers"]
     new_by = {w["name"]: w for w in new_workers or [] if isinstance(w, Mapping)}
-    old_by = {w["name"]: w for w in _get(olds, "shoot_provider", "workers") or [] if isinstance(w, Mapping)}
-    rep_by = {w["name"]: w for w in _get(rep, "shoot_provider", "workers") or [] if isinstance(w, Mapping)}
+    old_by = {w["name"]: w for w in dig(olds, "shoot_provider", "workers") or [] if isinstance(w, Mapping)}
+    rep_by = {w["name"]: w for w in dig(rep, "shoot_provider", "workers") or [] if isinstance(w, Mapping)}
     out = [f"shoot_provider.workers[{n}] (added)" for n in new_by if n not in old_by]
     out += [f"shoot_provider.workers[{n}] (removed)" for n in old_by if n not in new_by]
     for n, w in new_by.items():
@@ -218,14 +210,14 @@ class UpdatePlan:
 def immutable_conflicts(desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
     """Replace-only fields where the live shoot differs from the desired one (adopt refuses these)."""
     out = []
-    cni = _get(desired, "networking", "type")
-    if cni is not None and cni != _get(live, "networking", "type"):
-        out.append(f"networking.type (live {_get(live, 'networking', 'type')!r}, wanted {cni!r})")
+    cni = dig(desired, "networking", "type")
+    if cni is not None and cni != dig(live, "networking", "type"):
+        out.append(f"networking.type (live {dig(live, 'networking', 'type')!r}, wanted {cni!r})")
     for path in (("shoot_provider", "load_balancer_provider"), (*INFRA, "floating_pool_name"),
                  *((*INFRA, k) for k in PINNED_INFRA)):
-        want = _get(desired, *path)
-        if want is not None and want != _get(live, *path):
-            out.append(f"{'.'.join(path)} (live {_get(live, *path)!r}, wanted {want!r})")
+        want = dig(desired, *path)
+        if want is not None and want != dig(live, *path):
+            out.append(f"{'.'.join(path)} (live {dig(live, *path)!r}, wanted {want!r})")
     if live.get("enable_ha_control_plane") and not desired.get("enable_ha_control_plane"):
         out.append("enable_ha_control_plane (live true, wanted false: HA cannot be disabled)")
     return out
@@ -236,11 +228,11 @@ def _pinned_worker(desired: Mapping[str, Any], live: Mapping[str, Any]) -> dict[
     merged = dict(desired)
     machine = dict(desired.get("machine") or {})
     for leaf in ("type", "image_version"):
-        if machine.get(leaf) is None and _get(live, "machine", leaf) is not None:
-            machine[leaf] = _get(live, "machine", leaf)
-    if (machine.get("image_version") and _get(live, "machine", "image_version")
-            and version_satisfied(machine["image_version"], _get(live, "machine", "image_version"))):
-        machine["image_version"] = _get(live, "machine", "image_version")  # never downgrade an auto-update
+        if machine.get(leaf) is None and dig(live, "machine", leaf) is not None:
+            machine[leaf] = dig(live, "machine", leaf)
+    if (machine.get("image_version") and dig(live, "machine", "image_version")
+            and version_satisfied(machine["image_version"], dig(live, "machine", "image_version"))):
+        machine["image_version"] = dig(live, "machine", "image_version")  # never downgrade an auto-update
     merged["machine"] = machine
     for k in ("minimum", "maximum", "max_surge", "volume_size", "zones"):
         if merged.get(k) is None and live.get(k) is not None:
@@ -265,25 +257,25 @@ def plan_update(desired: Mapping[str, Any], live: Mapping[str, Any]) -> UpdatePl
     if hib is not None and _as_set(hib, _hib_key) != _as_set(live.get("hibernation_schedules") or [], _hib_key):
         patch["hibernation_schedules"] = [{"start": h["start"], "end": h["end"]} for h in hib]  # [] clears
     maintenance: dict[str, Any] = {}
-    want_auto, live_auto = _get(desired, "maintenance", "auto_update") or {}, _get(live, "maintenance",
+    want_auto, live_auto = dig(desired, "maintenance", "auto_update") or {}, dig(live, "maintenance",
                                                                                    "auto_update") or {}
     if any(v is not None and v != live_auto.get(k) for k, v in want_auto.items()):
         maintenance["auto_update"] = {**live_auto, **{k: v for k, v in want_auto.items() if v is not None}}
-    want_tw = _get(desired, "maintenance", "time_window")
+    want_tw = dig(desired, "maintenance", "time_window")
     if want_tw and (want_tw.get("begin"), want_tw.get("end")) != (
-            _get(live, "maintenance", "time_window", "begin"), _get(live, "maintenance", "time_window", "end")):
+            dig(live, "maintenance", "time_window", "begin"), dig(live, "maintenance", "time_window", "end")):
         maintenance["time_window"] = {"begin": want_tw["begin"], "end": want_tw["end"]}
     if maintenance:
         patch["maintenance"] = maintenance  # only the sub-blocks we change (reference quirk 8)
-    want_cil = _get(desired, "networking", "cilium_provider_config")
-    live_cil = _get(live, "networking", "cilium_provider_config") or {}
+    want_cil = dig(desired, "networking", "cilium_provider_config")
+    live_cil = dig(live, "networking", "cilium_provider_config") or {}
     if want_cil and any(v is not None and v != live_cil.get(k) for k, v in want_cil.items()):
         full = {k: v for k, v in {**live_cil, **want_cil}.items() if k in CILIUM_FIELDS and v is not None}
         patch["networking"] = {"cilium_provider_config": full}
     enable_ha = bool(desired.get("enable_ha_control_plane")) and not live.get("enable_ha_control_plane")
 
-    live_by = {w["name"]: w for w in _get(live, "shoot_provider", "workers") or []}
-    want = [w for w in _get(desired, "shoot_provider", "workers") or []]
+    live_by = {w["name"]: w for w in dig(live, "shoot_provider", "workers") or []}
+    want = [w for w in dig(desired, "shoot_provider", "workers") or []]
     creates = tuple(worker_body(worker_from_inputs(w), explicit_empty=False) for w in want
                     if w["name"] not in live_by)
     updates = tuple(worker_body(worker_from_inputs(_pinned_worker(w, live_by[w["name"]])), explicit_empty=True)

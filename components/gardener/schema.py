@@ -84,6 +84,15 @@ class Walk:
         self.issues.append(Issue(path, message))
 
 
+def dig(d: object, *path: str) -> Any:
+    """The value at `path` in nested mappings, or None where any step is missing."""
+    for key in path:
+        if not isinstance(d, Mapping):
+            return None
+        d = d.get(key)
+    return d
+
+
 def camel(name: str) -> str:
     """`kubernetes_version` -> `kubernetesVersion` (the stack YAML spelling)."""
     head, *rest = name.split("_")

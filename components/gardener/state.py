@@ -19,13 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-
-def _get(d: object, *path: str) -> Any:
-    for key in path:
-        if not isinstance(d, Mapping):
-            return None
-        d = d.get(key)
-    return d
+from components.gardener.schema import dig
 
 
 def version_tuple(v: str) -> tuple[int, ...]:
@@ -68,18 +62,18 @@ def _taints(items: object) -> list[dict[str, Any]]:
 
 def reported_worker(w: Mapping[str, Any]) -> dict[str, Any]:
     """A worker from the API's read shape, in the input shape."""
-    machine = _get(w, "machine") or {}
+    machine = dig(w, "machine") or {}
     return {
         "name": w.get("name"),
         "machine": {k: v for k, v in {
             "type": machine.get("type"),
-            "image_name": _get(machine, "image", "name"),
-            "image_version": _get(machine, "image", "version"),
+            "image_name": dig(machine, "image", "name"),
+            "image_version": dig(machine, "image", "version"),
         }.items() if v is not None},
         "minimum": w.get("minimum"),
         "maximum": w.get("maximum"),
         "max_surge": w.get("max_surge"),
-        "volume_size": _get(w, "volume", "size") or w.get("volume_size"),
+        "volume_size": dig(w, "volume", "size") or w.get("volume_size"),
         "zones": list(w.get("zones") or []),
         "labels": _kv_list(w.get("labels")),
         "annotations": _kv_list(w.get("annotations")),
@@ -90,15 +84,15 @@ def reported_worker(w: Mapping[str, Any]) -> dict[str, Any]:
 def reported_inputs(shoot: Mapping[str, Any]) -> dict[str, Any]:
     """The shoot as the API reports it, in the input shape (API defaults included)."""
     net = shoot.get("networking") or {}
-    networks = _get(shoot, "shoot_provider", "infrastructure_config", "networks") or {}
-    hib = _get(shoot, "hibernation", "schedules") or []
+    networks = dig(shoot, "shoot_provider", "infrastructure_config", "networks") or {}
+    hib = dig(shoot, "hibernation", "schedules") or []
     maint = shoot.get("maintenance") or {}
     cilium = net.get("cilium_provider_config")
     return {
         "name": shoot.get("name"),
-        "kubernetes_version": _get(shoot, "kubernetes", "version"),
+        "kubernetes_version": dig(shoot, "kubernetes", "version"),
         # There is no HA boolean in the read model: `control_plane` exists only when HA is on.
-        "enable_ha_control_plane": _get(shoot, "control_plane", "high_availability") is not None,
+        "enable_ha_control_plane": dig(shoot, "control_plane", "high_availability") is not None,
         "allowed_cidrs": list(shoot.get("allowed_cidrs") or []),
         "hibernation_schedules": [{"start": h.get("start"), "end": h.get("end")} for h in hib
                                   if isinstance(h, Mapping)],
@@ -111,16 +105,16 @@ def reported_inputs(shoot: Mapping[str, Any]) -> dict[str, Any]:
             "cilium_provider_config": dict(cilium) if isinstance(cilium, Mapping) else None,
         }.items() if v is not None},
         "shoot_provider": {
-            "load_balancer_provider": _get(shoot, "shoot_provider", "control_plane_config",
+            "load_balancer_provider": dig(shoot, "shoot_provider", "control_plane_config",
                                            "load_balancer_provider"),
             "infrastructure_config": {k: v for k, v in {
-                "floating_pool_name": _get(shoot, "shoot_provider", "infrastructure_config",
+                "floating_pool_name": dig(shoot, "shoot_provider", "infrastructure_config",
                                            "floating_pool_name"),
                 "network_id": networks.get("id"),
-                "router_id": _get(networks, "router", "id"),
+                "router_id": dig(networks, "router", "id"),
                 "workers_network_cidr": networks.get("workers"),
             }.items() if v is not None},
-            "workers": [reported_worker(w) for w in _get(shoot, "shoot_provider", "workers") or []
+            "workers": [reported_worker(w) for w in dig(shoot, "shoot_provider", "workers") or []
                         if isinstance(w, Mapping)],
         },
     }
@@ -138,9 +132,9 @@ def observed_outputs(shoot: Mapping[str, Any]) -> dict[str, Any]:
         "uid": shoot.get("uid"),
         "technical_id": shoot.get("technical_id"),
         "credentials_binding_name": shoot.get("credentials_binding_name"),
-        "nodes_cidr": _get(shoot, "networking", "nodes"),
-        "current_kubernetes_version": _get(shoot, "kubernetes", "version"),
-        "hibernated": bool(_get(status, "is_hibernated")),
+        "nodes_cidr": dig(shoot, "networking", "nodes"),
+        "current_kubernetes_version": dig(shoot, "kubernetes", "version"),
+        "hibernated": bool(dig(status, "is_hibernated")),
         "last_operation": dict(op) if isinstance(op, Mapping) else None,
         "status": dict(status) if isinstance(status, Mapping) else None,
         "reported": reported_inputs(shoot),
@@ -242,7 +236,7 @@ def last_operation_failure(shoot: Mapping[str, Any]) -> str | None:
     op = shoot.get("last_operation")
     if not isinstance(op, Mapping) or op.get("state") not in ("Failed", "Error", "Aborted"):
         return None
-    errors = [str(e.get("description")) for e in _get(shoot, "status", "last_errors") or []
+    errors = [str(e.get("description")) for e in dig(shoot, "status", "last_errors") or []
               if isinstance(e, Mapping) and e.get("description")]
     text = f"{op.get('type')} {op.get('state')}: {op.get('description')}"
     return text + (f" ({'; '.join(errors)})" if errors else "")

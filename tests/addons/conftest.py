@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,23 +13,17 @@ import yaml
 from pulumi.runtime.sync_await import _sync_await
 
 from components.config import StackConfig, Storage, parse_stack_config
-from components.offline.runner import PROJECT_ROOT, Recording, run_under_mocks
+from components.offline.runner import PROJECT_ROOT, Recording, run_under_mocks, stack_config
 
 SSH_KEY = "platform:sshPrivateKey"
-HOMELAB: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "Pulumi.homelab.yaml").read_text())["config"]
 CLEURA_STACKS = sorted(p for p in PROJECT_ROOT.glob("Pulumi.*.yaml") if "clusterKind: cleura" in p.read_text())
 PROVIDER_TYPE = "pulumi:providers:kubernetes"
 
 
 def homelab_raw(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The homelab stack's raw config plus the SSH secret, with `overrides` (None deletes a key)."""
-    raw = copy.deepcopy(HOMELAB)
+    raw = stack_config("homelab", overrides)
     raw[SSH_KEY] = "-----BEGIN OPENSSH PRIVATE KEY-----\ntest\n-----END OPENSSH PRIVATE KEY-----\n"
-    for key, value in (overrides or {}).items():
-        if value is None:
-            raw.pop(key, None)
-        else:
-            raw[key] = value
     return raw
 
 
