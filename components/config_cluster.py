@@ -32,6 +32,8 @@ LABEL_KEY_RE = re.compile(
 LABEL_VALUE_RE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 TAINT_RE = re.compile(r"(?P<key>[^=:]+)(=(?P<value>[^:]*))?:(?P<effect>NoSchedule|PreferNoSchedule|NoExecute)")
 INTERFACE_RE = r"[A-Za-z0-9_.:-]{1,15}"
+HOST_KEY_RE = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+")
+HOST_KEY_HINT = "expected '<type> <base64>' as in ssh-keyscan output (no host name)"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Bastion:
     host: str
     user: str
     port: int
+    host_key: str | None = None  # pinned when given, like the nodes' keys
 
 
 @dataclass(frozen=True)
@@ -290,8 +293,8 @@ def parse_ssh(top: Reader, secrets: Mapping[str, Secret], node_names: set[str]) 
     for name, host_key in host_keys.items():
         if name not in node_names:
             r.error(f"hostKeys.{name}", f"no node is named {name!r}{suggest(name, sorted(node_names))}")
-        if not re.fullmatch(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+", host_key):
-            r.error(f"hostKeys.{name}", "expected '<type> <base64>' as in ssh-keyscan output (no host name)")
+        if not HOST_KEY_RE.fullmatch(host_key):
+            r.error(f"hostKeys.{name}", HOST_KEY_HINT)
     bastion: Bastion | None = None
     if r.has("bastion"):
         b = r.obj("bastion")
@@ -300,9 +303,13 @@ def parse_ssh(top: Reader, secrets: Mapping[str, Secret], node_names: set[str]) 
             b.error("host", f"{describe(host)} is neither an address nor a DNS name")
         b_user = b.string("user", user, pattern=r"[a-z_][a-z0-9_-]{0,31}", hint="a POSIX user name") or user
         b_port = b.integer("port", 22, minimum=1, maximum=65535)
+        b_key = b.string("hostKey")
+        if b_key is not None and not HOST_KEY_RE.fullmatch(b_key):
+            b.error("hostKey", HOST_KEY_HINT)
+            b_key = None
         b.finish()
         if host is not None:
-            bastion = Bastion(host, b_user, b_port)
+            bastion = Bastion(host, b_user, b_port, b_key)
     r.finish()
     key = secrets.get("sshPrivateKey")
     if key is None:

@@ -290,3 +290,13 @@ def test_all_problems_are_reported_at_once() -> None:
                      "network.serviceCidr", "metallb.pools[0].addresses[0]", "versions.k3s", "nodes[0].taints[0]",
                      "k3s.firewal: unknown key; did you mean 'firewall'?", "platform:sshPrivateKey"]:
         assert any(fragment in e for e in errors), fragment
+
+
+def test_bastion_host_key_is_pinned_when_given_and_checked() -> None:
+    raw = homelab()
+    raw["platform:ssh"]["bastion"] = {"host": "bastion.example.com", "hostKey": "ssh-ed25519 AAAAC3Nza"}
+    cfg = parse(raw)
+    assert cfg.ssh is not None and cfg.ssh.bastion is not None
+    assert cfg.ssh.bastion.host_key == "ssh-ed25519 AAAAC3Nza"
+    raw["platform:ssh"]["bastion"]["hostKey"] = "bastion.example.com ssh-ed25519 AAAAC3Nza"
+    assert one_error(raw).startswith("platform:ssh.bastion.hostKey: expected '<type> <base64>'")

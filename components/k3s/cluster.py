@@ -70,7 +70,7 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
             if args.bastion is not None:
                 proxy = remote.ProxyConnectionArgs(
                     host=args.bastion.host, port=args.bastion.port, user=args.bastion.user,
-                    private_key=private_key, dial_error_limit=SSH_DIAL_ERROR_LIMIT,
+                    private_key=private_key, host_key=args.bastion.host_key, dial_error_limit=SSH_DIAL_ERROR_LIMIT,
                     per_dial_timeout=SSH_PER_DIAL_TIMEOUT,
                 )
             return remote.ConnectionArgs(

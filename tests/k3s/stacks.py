@@ -75,7 +75,8 @@ def rich_raw(tmp: Path) -> dict[str, Any]:
     raw["platform:ssh"] = {
         "user": "root", "port": 22,
         "hostKeys": {"node-s1": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq3lyvYx1o2Xr4eYtWpL0Yb2q0"},
-        "bastion": {"host": "bastion.example.com", "user": "jump", "port": 2200},
+        "bastion": {"host": "bastion.example.com", "user": "jump", "port": 2200,
+                    "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHb4sT1onKeyForTheJumpHost0000"},
     }
     raw["platform:k3s"] = {
         **raw["platform:k3s"], "firewall": "managed", "selinux": True, "tlsSans": ["api.example.com"],

@@ -164,6 +164,7 @@ def test_ssh_settings_come_from_config(rich: ClusterRun) -> None:
     conn = rec.named("rich-node-a3-prepare").inputs["connection"]
     assert (conn["host"], conn["user"], conn["port"]) == ("192.0.2.15", "deploy", 2222)
     assert conn["proxy"]["host"] == "bastion.example.com" and conn["proxy"]["user"] == "jump"
+    assert conn["proxy"]["hostKey"].startswith("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHb4")  # the bastion is pinned too
     assert rec.named("rich-node-s1-prepare").inputs["connection"]["hostKey"].startswith("ssh-ed25519 ")
     assert "hostKey" not in rec.named("rich-node-s2-prepare").inputs["connection"]
     assert rec.named("rich-node-s1-prepare").is_secret("connection")
