@@ -121,6 +121,7 @@ def parse_stack_config(
     problems = Problems()
     values: dict[str, object] = {}
     secrets: dict[str, Secret] = {}
+    secret_downgrades: list[str] = []
     prefix = f"{NAMESPACE}:"
     for full_key, value in raw.items():
         if not full_key.startswith(prefix):
@@ -135,7 +136,22 @@ def parse_stack_config(
         if key not in TOP_LEVEL_KEYS:
             problems.error(full_key, f"unknown key{suggest(key, TOP_LEVEL_KEYS + SECRET_KEYS)}")
             continue
+        if full_key in secret_keys:
+            # Its values become plain resource inputs (scripts, Helm values, API bodies) and
+            # would sit unencrypted in state and renders; refuse rather than silently downgrade.
+            secret_downgrades.append(full_key)
+            problems.error(
+                full_key,
+                "was set with --secret, but it is not a secret key: its values become plain resource "
+                "inputs, stored unencrypted. Set it in plain text "
+                f"(pulumi config rm {full_key}, then pulumi config set without --secret); the secrets are "
+                + ", ".join(f"{NAMESPACE}:{k}" for k in SECRET_KEYS),
+            )
+            continue
         values[key] = _decode(value)
+    if secret_downgrades:
+        # Parsing those values could echo secret text in error messages: stop here.
+        problems.raise_if_any()
 
     top = Reader(values, "", problems)
     top.path = NAMESPACE
@@ -145,7 +161,15 @@ def parse_stack_config(
     top.key_path = top_key_path  # type: ignore[method-assign]
 
     cluster_name = top.string("clusterName", stack, pattern=DNS_LABEL_RE.pattern, hint="a DNS-1123 label") or stack
+    errors_before = len(problems.errors)
     kind = top.choice("clusterKind", ("k3s", "cleura"), "k3s")
+    if len(problems.errors) > errors_before:
+        # Every other key's rules depend on the kind: guessing one would bury the one real
+        # mistake under errors that do not apply (a 'Cleura' typo asking for nodes and SSH).
+        for key in TOP_LEVEL_KEYS:
+            top.raw(key)
+        top.finish()
+        problems.raise_if_any()
     versions_r = top.obj("versions")
     charts = parse_charts(versions_r)
     if kind == "cleura":
@@ -158,6 +182,11 @@ def parse_stack_config(
                 top.error(unused, "does not apply to clusterKind 'cleura' (Gardener runs the nodes, CNI and "
                                   "load balancers); remove it")
                 top.raw(unused)
+        for unused in ("k3s", "kubeVip"):
+            if versions_r.has(unused):
+                versions_r.error(unused, "does not apply to clusterKind 'cleura' (the shoot runs "
+                                         "cleura.kubernetesVersion); remove it")
+                versions_r.raw(unused)
         versions_r.finish()
         top.finish()
         problems.raise_if_any()
@@ -174,12 +203,17 @@ def parse_stack_config(
         check_server_count(server_count, problems, top_key_path("nodes"))
     network = parse_network(top, nodes)
     ssh = parse_ssh(top, secrets, {n.name for n in nodes})
-    servers = tuple(n for n in nodes if n.role == "server")
-    k3s = parse_k3s(top, versions_r, servers, secrets)
+    k3s = parse_k3s(top, versions_r, nodes, secrets)
     if k3s.vip is not None and network is not None and network.node_cidrs and not any(
         k3s.vip.address in n for n in network.node_cidrs
     ):
         problems.error(f"{NAMESPACE}:k3s.vip.address", f"{k3s.vip.address} lies in none of network.nodeCidrs")
+    if k3s.vip is not None and network is not None:
+        for key, net in (("podCidr", network.pod_cidr), ("serviceCidr", network.service_cidr)):
+            if k3s.vip.address in net:
+                problems.error(f"{NAMESPACE}:k3s.vip.address",
+                               f"{k3s.vip.address} lies in {NAMESPACE}:network.{key} ({net}); the VIP must be a "
+                               "free address on the node network")
     calico = parse_calico(top, network)
     metallb = parse_metallb(top, nodes, network)
     if calico.enabled and calico_runs_bird(calico.encapsulation) and metallb.enabled and any(

@@ -155,8 +155,8 @@ def parse_calico(top: Reader, network: Network | None) -> Calico:
     enabled = c.boolean("enabled", True)
     encapsulation = c.choice("encapsulation", CALICO_ENCAPSULATIONS, "IPIP")
     if c.has("ipPoolCidr"):
-        pool = c.string("ipPoolCidr")
-        if network is not None and pool != str(network.pod_cidr):
+        pool = c.string("ipPoolCidr")  # null: as if absent; not a string: reported by string()
+        if pool is not None and network is not None and parse_cidr(pool)[0] != network.pod_cidr:
             c.error(
                 "ipPoolCidr",
                 f"{describe(pool)} differs from {NAMESPACE}:network.podCidr ({network.pod_cidr}); a mismatch "
@@ -252,9 +252,10 @@ def parse_metallb(top: Reader, nodes: tuple[Node, ...], network: Network | None)
         name = p.string("name", required=True)
         if name is not None and not DNS_LABEL_RE.fullmatch(name):
             p.error("name", f"{describe(name)} is not a valid DNS-1123 label")
-        address = parse_ip(p.string("address", required=True))
-        if p.has("address") and address is None:
-            p.error("address", "is not an IPv4/IPv6 address")
+        address_text = p.string("address", required=True)
+        address = parse_ip(address_text)
+        if address_text is not None and address is None:
+            p.error("address", f"{describe(address_text)} is not an IPv4/IPv6 address")
         asn = p.integer("asn", 0, minimum=1, maximum=4294967295)
         if asn in RESERVED_ASNS:
             p.error("asn", f"{asn} is a reserved ASN ({RESERVED_ASNS[asn]})")

@@ -275,11 +275,18 @@ def parse_network(top: Reader, nodes: tuple[Node, ...]) -> Network | None:
     if "podCidr" not in cidrs or "serviceCidr" not in cidrs:
         return None
     service = cidrs["serviceCidr"]
-    dns = parse_ip(dns_text) if dns_text else service.network_address + 10
-    if dns_text and dns is None:
+    if not dns_text:
+        # The default is the 10th address; a tiny serviceCidr has none (and adding past the
+        # end of the address space raises), so say what to set instead of crashing.
+        if service.num_addresses <= 10:
+            r.error("clusterDns", f"is not set and serviceCidr {service} has no 10th address for the default; "
+                                  "use a larger serviceCidr (e.g. /16) or set clusterDns to an address inside it")
+            return None
+        return Network(cidrs["podCidr"], service, tuple(node_cidrs), domain, service.network_address + 10)
+    dns = parse_ip(dns_text)
+    if dns is None:
         r.error("clusterDns", f"{describe(dns_text)} is not an IPv4/IPv6 address")
         return None
-    assert dns is not None
     if dns not in service:
         r.error("clusterDns", f"{dns} is outside serviceCidr {service}")
     return Network(cidrs["podCidr"], service, tuple(node_cidrs), domain, dns)
@@ -355,8 +362,9 @@ def parse_etcd(k: Reader, secrets: Mapping[str, Secret]) -> Etcd:
     return Etcd(heartbeat, election, schedule, retention, s3)
 
 
-def parse_k3s(top: Reader, versions_r: Reader, servers: tuple[Node, ...], secrets: Mapping[str, Secret]) -> K3s:
+def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets: Mapping[str, Secret]) -> K3s:
     k = top.obj("k3s")
+    servers = tuple(n for n in nodes if n.role == "server")
     version = versions_r.string(
         "k3s", versions.K3S_VERSION, pattern=K3S_VERSION_RE, hint="a K3s version like v1.34.2+k3s1"
     ) or versions.K3S_VERSION
@@ -373,8 +381,10 @@ def parse_k3s(top: Reader, versions_r: Reader, servers: tuple[Node, ...], secret
         if address_text is not None and address is None:
             v.error("address", f"{describe(address_text)} is not an IPv4/IPv6 address")
         elif address is not None:
-            if any(n.address == address for n in servers):
-                v.error("address", f"{address} is a server's own address; the VIP must be a free address")
+            # Any node's address, not only a server's: kube-vip would answer ARP for an agent's IP.
+            owner = next((n for n in nodes if n.address == address), None)
+            if owner is not None:
+                v.error("address", f"{address} is node {owner.name}'s own address; the VIP must be a free address")
             vip = Vip(address, interface)
     default_endpoint = str(vip.address) if vip else (str(servers[0].address) if servers else "")
     endpoint = k.string("apiEndpoint", default_endpoint) or default_endpoint

@@ -23,6 +23,7 @@ _MISSING = object()
 
 def suggest(key: str, known: Sequence[str]) -> str:
     """`; did you mean 'x'?` for the closest known key, or an empty string."""
+    key = str(key)  # YAML may hand over non-string keys (`1: x`); they must be reported, not crash
     lowered = {k.lower(): k for k in known}
     if key.lower() in lowered:
         return f"; did you mean '{lowered[key.lower()]}'?"
@@ -43,6 +44,8 @@ class Reader:
         self.path = path
         self.problems = problems
         self._seen: set[str] = set()
+        # Not an object at all: reported once here; its fields are then not also "required".
+        self.broken = raw is not None and not isinstance(raw, Mapping)
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
@@ -78,7 +81,7 @@ class Reader:
     ) -> str | None:
         value = self.raw(key, _MISSING)
         if value is _MISSING or value is None:
-            if required:
+            if required and not self.broken:
                 self.error(key, f"is required{hint and ' (' + hint + ')'}")
             return default
         if not isinstance(value, str):

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from components.offline.render import render_secrets
 from components.offline.runner import PROJECT_ROOT, Recording, run_program
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -25,9 +26,8 @@ def stack_files() -> list[str]:
 
 
 def secrets_for(stack: str) -> dict[str, str]:
-    """The secrets a stack needs to run under mocks (its clusterKind decides which)."""
-    text = (PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text()
-    return {} if "clusterKind: cleura" in text else dict(DEFAULT_SECRETS)
+    """The secrets a stack needs to run under mocks: the same as `make render` gives it."""
+    return render_secrets(stack)
 
 
 @pytest.fixture

@@ -300,3 +300,97 @@ def test_bastion_host_key_is_pinned_when_given_and_checked() -> None:
     assert cfg.ssh.bastion.host_key == "ssh-ed25519 AAAAC3Nza"
     raw["platform:ssh"]["bastion"]["hostKey"] = "bastion.example.com ssh-ed25519 AAAAC3Nza"
     assert one_error(raw).startswith("platform:ssh.bastion.hostKey: expected '<type> <base64>'")
+
+
+# -- malformed stack YAML is reported, never a crash -------------------------------------------
+
+
+def test_non_string_keys_are_reported_not_crashing() -> None:
+    raw = homelab()
+    raw["platform:network"][1] = "x"  # YAML `1: x`
+    raw["platform:nodes"][0][2] = "y"
+    errors = errors_of(raw)
+    assert any(e.startswith("platform:network.1: unknown key") for e in errors), errors
+    assert any(e.startswith("platform:nodes[0].2: unknown key") for e in errors), errors
+
+
+def test_a_node_that_is_not_an_object_is_reported_once() -> None:
+    raw = homelab()
+    raw["platform:nodes"][3] = "k3s-worker-01"
+    assert one_error(raw) == "platform:nodes[3]: expected an object, got 'k3s-worker-01'"
+
+
+@pytest.mark.parametrize(
+    "service_cidr", ["10.43.0.0/29", "255.255.255.248/29", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff8/125"]
+)
+def test_service_cidr_without_room_for_the_default_cluster_dns(service_cidr: str) -> None:
+    raw = homelab()
+    raw["platform:network"]["serviceCidr"] = service_cidr
+    error = one_error(raw)
+    assert error.startswith("platform:network.clusterDns: is not set and serviceCidr") and "set clusterDns" in error
+
+
+def test_service_cidr_with_explicit_cluster_dns_needs_no_tenth_address() -> None:
+    raw = homelab()
+    raw["platform:network"].update(serviceCidr="10.43.0.0/29", clusterDns="10.43.0.2")
+    cfg = parse(raw)
+    assert cfg.network is not None and cfg.network.cluster_dns == ip_address("10.43.0.2")
+
+
+def test_vip_may_not_be_an_agents_address() -> None:
+    raw = homelab()
+    raw["platform:k3s"].update(vip={"address": "192.0.2.54"}, apiEndpoint="192.0.2.54")
+    assert one_error(raw) == ("platform:k3s.vip.address: 192.0.2.54 is node k3s-worker-01's own address; "
+                              "the VIP must be a free address")
+
+
+def test_vip_may_not_lie_in_the_service_network() -> None:
+    raw = homelab()
+    raw["platform:network"]["nodeCidrs"] = []
+    raw["platform:k3s"].update(vip={"address": "10.43.0.1"}, apiEndpoint="10.43.0.1")
+    assert one_error(raw).startswith("platform:k3s.vip.address: 10.43.0.1 lies in platform:network.serviceCidr")
+
+
+def test_secret_set_on_a_plain_key_is_rejected_without_echoing_it() -> None:
+    raw = homelab()
+    raw["platform:k3s"]["etcd"]["s3"] = {"bucket": "b", "accessKey": "AKIA", "secretKey": "TOP-SECRET-VALUE"}
+    values = {**raw, KEY: "key-text"}
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(values, frozenset({KEY, "platform:k3s"}), stack="test")
+    assert len(caught.value.errors) == 1, caught.value.errors
+    assert caught.value.errors[0].startswith("platform:k3s: was set with --secret")
+    assert "platform:etcdS3SecretKey" in caught.value.errors[0]
+    assert "TOP-SECRET-VALUE" not in caught.value.render()
+
+
+def test_a_cluster_kind_typo_is_the_only_error() -> None:
+    raw = yaml.safe_load((PROJECT_ROOT / "Pulumi.cleura.yaml").read_text())["config"]
+    raw["platform:clusterKind"] = "Cleura"
+    assert one_error(raw, with_key=False) == (
+        "platform:clusterKind: 'Cleura' is not one of k3s, cleura; did you mean 'cleura'?")
+
+
+def test_k3s_versions_do_not_apply_to_a_shoot() -> None:
+    raw = yaml.safe_load((PROJECT_ROOT / "Pulumi.cleura.yaml").read_text())["config"]
+    raw["platform:versions"] = {"k3s": "v1.34.2+k3s1"}
+    assert one_error(raw, with_key=False).startswith(
+        "platform:versions.k3s: does not apply to clusterKind 'cleura'")
+
+
+@pytest.mark.parametrize(("value", "errors"), [(None, []), ("10.42.0.0/16", []),
+                                               (5, ["platform:calico.ipPoolCidr: expected a string, got 5"])])
+def test_calico_pool_cidr_null_or_wrong_type_gives_no_nonsense(value: Any, errors: list[str]) -> None:
+    raw = homelab()
+    raw["platform:calico"]["ipPoolCidr"] = value
+    if errors:
+        assert errors_of(raw) == errors
+    else:
+        parse(raw)
+
+
+def test_bgp_peer_address_of_the_wrong_type_is_one_error() -> None:
+    raw = homelab()
+    raw["platform:calico"]["encapsulation"] = "VXLAN"
+    raw["platform:metallb"]["pools"][0]["advertise"] = "bgp"
+    raw["platform:metallb"]["bgpPeers"] = [{"name": "tor", "address": "192.0.2.300", "asn": 65001}]
+    assert one_error(raw) == "platform:metallb.bgpPeers[0].address: '192.0.2.300' is not an IPv4/IPv6 address"

@@ -96,3 +96,75 @@ local.Command("leak", create=f"echo {key}")
     with pytest.raises(RuntimeError, match="contains secret text"):
         render(rec, tmp_path / "out")
     assert not list((tmp_path / "out").rglob("*.sh"))
+
+
+NESTED = """
+import pulumi
+from pulumi_command import local
+
+class Inner(pulumi.ComponentResource):
+    def __init__(self, name, opts=None):
+        super().__init__("platform:test:Inner", name, None, opts)
+        local.Command(f"{name}-cmd", create="true", opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({})
+
+class Box(pulumi.ComponentResource):
+    def __init__(self, name, opts=None):
+        super().__init__("platform:test:Box", name, None, opts)
+        Inner(f"{name}-inner", opts=pulumi.ResourceOptions(parent=self))
+        local.Command(f"{name}-own", create="true", opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({})
+
+box = Box("box")
+other = Box("other")
+local.Command("after", create="true", opts=pulumi.ResourceOptions(depends_on=[box]))
+local.Command("partial", create="true")
+local.Command("listed", create="true", triggers=pulumi.Output.secret(["first-secret", "second-secret"]))
+"""
+
+
+def test_waiting_for_a_component_means_waiting_for_everything_beneath_it(tmp_path: Path) -> None:
+    rec = run_program("t", root=write_program(tmp_path, NESTED))
+    after = rec.named("after")
+    for name in ("box", "box-inner", "box-inner-cmd", "box-own"):
+        assert rec.depends_on(after, rec.named(name)), name
+    for name in ("other", "other-inner", "partial"):
+        assert not rec.depends_on(after, rec.named(name)), name
+
+
+def test_items_of_a_secret_list_are_secret(tmp_path: Path) -> None:
+    listed = run_program("t", root=write_program(tmp_path, NESTED)).named("listed")
+    assert listed.is_secret("triggers") and listed.is_secret("triggers[1]")
+    assert not listed.is_secret("create") and not listed.is_secret("triggersX")
+
+
+def test_encrypted_stack_values_are_left_out_and_replaced_by_placeholders(tmp_path: Path) -> None:
+    from components.offline.render import render_secrets
+    from components.offline.runner import encrypted_keys, stack_config
+
+    (tmp_path / "Pulumi.s.yaml").write_text(
+        "# not a Gardener stack, whatever this comment says: clusterKind: cleura\n"
+        "config:\n  platform:clusterName: s\n  platform:etcdS3SecretKey:\n    secure: v1:AAAA\n"
+    )
+    assert encrypted_keys("s", tmp_path) == ["platform:etcdS3SecretKey"]
+    assert stack_config("s", root=tmp_path) == {"platform:clusterName": "s"}
+    secrets = render_secrets("s", tmp_path)
+    assert sorted(secrets) == ["platform:etcdS3SecretKey", "platform:sshPrivateKey"]
+    assert "v1:AAAA" not in secrets.values()
+    (tmp_path / "Pulumi.g.yaml").write_text('config:\n  platform:clusterKind: "cleura"\n')
+    assert render_secrets("g", tmp_path) == {}
+
+
+def test_a_stack_with_an_encrypted_secret_runs_offline(tmp_path: Path) -> None:
+    """`make render` must not read an encrypted value as a secret set in plain text."""
+    from components.offline.render import render_secrets
+    from components.offline.runner import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / "Pulumi.homelab.yaml").read_text()
+    text += "  platform:etcdS3SecretKey:\n    secure: v1:c2FsdA==\n"
+    text = text.replace("      snapshotRetention: 12\n",
+                        "      snapshotRetention: 12\n      s3: {bucket: etcd-backups, accessKey: AKIAEXAMPLE}\n")
+    (tmp_path / "Pulumi.homelab.yaml").write_text(text)
+    (tmp_path / "__main__.py").write_text((PROJECT_ROOT / "__main__.py").read_text())
+    rec = run_program("homelab", secrets=render_secrets("homelab", tmp_path), root=tmp_path)
+    assert rec.resources

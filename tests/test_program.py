@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,24 @@ def test_render_writes_artefacts_without_secret_text(program: RunProgram, tmp_pa
     listed = json.loads((tmp_path / "homelab" / "resources.json").read_text())
     assert len(listed) == len(rec.resources)
     assert any(p.suffix == ".sh" for p in files)
+
+
+def test_renders_are_identical_across_processes_with_different_hash_seeds(tmp_path: Path) -> None:
+    """Runs in one process share one string-hash seed, so set or dict-of-set ordering that depends
+    on it can only show up between processes: render every stack under two seeds and compare."""
+    import subprocess
+    import sys
+
+    from components.offline.runner import PROJECT_ROOT
+
+    trees = []
+    for seed in ("1", "2"):
+        out = tmp_path / seed
+        for stack in stack_files():
+            subprocess.run(
+                [sys.executable, "-m", "components.offline.render", stack, "--out", str(out)],
+                cwd=PROJECT_ROOT, env={**os.environ, "PYTHONHASHSEED": seed}, check=True, capture_output=True,
+            )
+        trees.append({p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+    assert trees[0] == trees[1]
+    assert any(p.name == "resources.json" for p in trees[0])

@@ -197,12 +197,19 @@ def host_files(stack: str, secrets: dict[str, str]) -> dict[str, str]:
     return files
 
 
-def render_secrets(stack: str) -> dict[str, str]:
-    """Secrets for an offline render: the throwaway test key, never a real one."""
-    text = (PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text()
-    if "clusterKind: cleura" in text:
-        return {}
-    return {"platform:sshPrivateKey": (PROJECT_ROOT / "tests" / "fixtures" / "test_ssh_key").read_text()}
+def render_secrets(stack: str, root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """Secrets for an offline render: the throwaway test key and placeholders, never a real one.
+
+    K3s stacks (the parsed ``clusterKind``, not a text search: comments and quoting vary) get
+    the test SSH key; every value the stack file holds encrypted gets a placeholder, so a
+    stack with e.g. ``etcdS3SecretKey`` set renders without its passphrase.
+    """
+    from components.offline.runner import encrypted_keys, stack_config
+
+    secrets = {key: f"offline-render-placeholder-for-{key.split(':', 1)[-1]}" for key in encrypted_keys(stack, root)}
+    if stack_config(stack, root=root).get("platform:clusterKind", "k3s") == "k3s":
+        secrets["platform:sshPrivateKey"] = (PROJECT_ROOT / "tests" / "fixtures" / "test_ssh_key").read_text()
+    return secrets
 
 
 def main(argv: list[str] | None = None) -> int:

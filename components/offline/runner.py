@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import runpy
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -76,8 +77,9 @@ class Resource:
 
     def is_secret(self, path: str) -> bool:
         """True when the value at `path` (or an enclosing value) was registered as a secret."""
-        parts = path.split(".")
-        return any(".".join(parts[:i]) in self.secret_paths for i in range(1, len(parts) + 1))
+        # Every enclosing path: "a.b[0].c" -> "a", "a.b", "a.b[0]", "a.b[0].c" (list items included).
+        prefixes = [path[: m.start()] for m in re.finditer(r"[.\[]", path)] + [path]
+        return any(prefix in self.secret_paths for prefix in prefixes)
 
     def redacted_inputs(self) -> dict[str, Any]:
         redacted: dict[str, Any] = _redact(self.inputs, self.secret_paths, "")
@@ -121,27 +123,46 @@ class Recording:
         return out
 
     def depends_on(self, a: Resource, b: Resource) -> bool:
-        """True when `a` waits for `b`, directly or through any chain of dependencies."""
+        """True when `a` waits for `b`, directly or through any chain of dependencies.
+
+        Waiting for a component means waiting for every resource beneath it (the SDK expands a
+        component in ``depends_on`` to its custom descendants): for a component `b` this is true
+        when `a` names it (a remote component such as a v4 Chart) or waits for each of those.
+        """
+        children: dict[str, list[str]] = {}
+        for r in self.resources:
+            if r.parent:
+                children.setdefault(r.parent, []).append(r.urn)
+
+        def with_descendants(urn: str) -> list[str]:
+            out, todo = [], [urn]
+            while todo:
+                current = todo.pop()
+                out.append(current)
+                todo.extend(children.get(current, ()))
+            return out
+
+        index = {r.urn: r for r in self.resources}
         seen: set[str] = set()
         stack = [a.urn]
-        index = {r.urn: r for r in self.resources}
         while stack:
-            urn = stack.pop()
-            node = index.get(urn)
+            node = index.get(stack.pop())
             if node is None:
                 continue
             deps = set(node.dependencies)
             for values in node.property_dependencies.values():
                 deps.update(values)
             for dep in deps:
-                if dep == b.urn:
-                    return True
-                if dep not in seen:
-                    seen.add(dep)
-                    stack.append(dep)
-                    # Waiting for a component means waiting for all of its children.
-                    stack.extend(r.urn for r in self.resources if r.parent == dep)
-        return False
+                for urn in with_descendants(dep):
+                    if urn == b.urn:
+                        return True
+                    if urn not in seen:
+                        seen.add(urn)
+                        stack.append(urn)
+        if b.custom:
+            return False
+        targets = [u for u in with_descendants(b.urn) if u in index and index[u].custom]
+        return bool(targets) and all(self.depends_on(a, index[u]) for u in targets)
 
     def canonical_json(self) -> str:
         """Byte-stable rendering of every registration, sorted by URN (determinism checks, renders)."""
@@ -286,12 +307,29 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):  # type: ignore[misc]
         return response
 
 
-def stack_config(stack: str, overrides: Mapping[str, Any] | None = None,
-                 root: Path = PROJECT_ROOT) -> dict[str, Any]:
-    """The stack file's `config:` block (plain values only), with `overrides` applied (None deletes)."""
+def _stack_file_config(stack: str, root: Path) -> dict[str, Any]:
     path = root / f"Pulumi.{stack}.yaml"
     data = yaml.safe_load(path.read_text()) if path.exists() else {}
-    config = dict((data or {}).get("config") or {})
+    return dict((data or {}).get("config") or {})
+
+
+def _is_encrypted(value: Any) -> bool:
+    return isinstance(value, Mapping) and set(value) == {"secure"}
+
+
+def encrypted_keys(stack: str, root: Path = PROJECT_ROOT) -> list[str]:
+    """Keys the stack file holds encrypted (``key: {secure: v1:...}``, from ``config set --secret``)."""
+    return sorted(k for k, v in _stack_file_config(stack, root).items() if _is_encrypted(v))
+
+
+def stack_config(stack: str, overrides: Mapping[str, Any] | None = None,
+                 root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The stack file's `config:` block (plain values only), with `overrides` applied (None deletes).
+
+    Encrypted values are left out: offline there is no passphrase, and their ciphertext passed
+    on as a plain value would read as a secret set in plain text (`encrypted_keys` lists them).
+    """
+    config = {k: v for k, v in _stack_file_config(stack, root).items() if not _is_encrypted(v)}
     for key, value in (overrides or {}).items():
         if value is None:
             config.pop(key, None)
