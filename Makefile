@@ -20,7 +20,7 @@ venv: $(VENV)/.installed
 ## preview: `pulumi preview` of STACK on a local file backend (needs the Pulumi CLI)
 preview: venv
 	@if ! command -v pulumi >/dev/null 2>&1; then \
-	  echo "The Pulumi CLI is not installed. Install it (https://www.pulumi.com/docs/install/," ; \
+	  echo "The Pulumi CLI is not installed. Install it (see https://www.pulumi.com/docs/install/," ; \
 	  echo "e.g. 'curl -fsSL https://get.pulumi.com | sh'), then re-run 'make preview STACK=$(STACK)'." ; \
 	  echo "Without it, 'make render STACK=$(STACK)' shows every resource, script and value offline." ; \
 	  exit 3; \

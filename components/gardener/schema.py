@@ -217,7 +217,10 @@ def walk_value(spec: Field, value: object, path: Path, w: Walk) -> Any:
             return None
         if len(value) < spec.min_items:
             w.error(path, f"needs at least {spec.min_items} item(s)")
-        result = [walk_value(spec.item, v, (*path, i), w) for i, v in enumerate(value)]
+        for i, item in enumerate(value):
+            if item is None:  # `- ` with nothing after it: a YAML slip, never a value to drop silently
+                w.error((*path, i), "is empty (null); remove the item or give it a value")
+        result = [walk_value(spec.item, v, (*path, i), w) for i, v in enumerate(value) if v is not None]
         result = [v for v in result if v is not None]
     else:
         ok, coerced = _coerce(spec.kind, value)

@@ -49,7 +49,7 @@ MIN_KUBECONFIG_SECONDS = 600  # Gardener rejects admin kubeconfig requests short
 
 def _pattern(regex: re.Pattern[str], what: str) -> Any:
     def rule(value: str) -> str | None:
-        return None if regex.match(value) else f"{describe_str(value)} is not {what}"
+        return None if regex.fullmatch(value) else f"{describe_str(value)} is not {what}"
 
     return rule
 
@@ -67,7 +67,7 @@ def describe_str(value: object) -> str:
 
 
 def shoot_name_rule(value: str) -> str | None:
-    if SHOOT_NAME_RE.match(value):
+    if SHOOT_NAME_RE.fullmatch(value):
         return None
     if not 1 <= len(value) <= 15:
         return f"{describe_str(value)} must be 1-15 characters (it has {len(value)})"
@@ -75,7 +75,7 @@ def shoot_name_rule(value: str) -> str | None:
 
 
 def worker_name_rule(value: str) -> str | None:
-    if WORKER_NAME_RE.match(value):
+    if WORKER_NAME_RE.fullmatch(value):
         return None
     if not 1 <= len(value) <= 15:
         return f"{describe_str(value)} must be 1-15 characters (Gardener's worker pool limit)"
@@ -107,7 +107,7 @@ def uuid_rule(value: str) -> str | None:
 
 
 def time_window_rule(value: str) -> str | None:
-    m = TIME_WINDOW_RE.match(value)
+    m = TIME_WINDOW_RE.fullmatch(value)
     if not m:
         return f"{describe_str(value)} is not HHMMSS+ZZZZ (e.g. 220000+0000)"
     hh, mm, ss, oh, om = (int(g) for g in m.groups())
@@ -149,7 +149,7 @@ def cron_rule(value: str) -> str | None:
     if text.startswith("@"):
         if text in CRON_MACROS:
             return None
-        if text.startswith("@every ") and GO_DURATION_RE.match(text[len("@every "):].strip()):
+        if text.startswith("@every ") and GO_DURATION_RE.fullmatch(text[len("@every "):].strip()):
             return None
         return f"{describe_str(value)} is not a cron macro (@daily, @every 1h, ...)"
     parts = text.split()
@@ -159,7 +159,7 @@ def cron_rule(value: str) -> str | None:
             if not _cron_field_ok(part, lo, hi, names):
                 return f"{describe_str(value)}: cron field {part!r} is out of range or malformed"
         return None
-    if len(parts) in (6, 7) and all(re.match(r"^[0-9A-Za-z*?,/#LW-]+$", p) for p in parts):
+    if len(parts) in (6, 7) and all(re.fullmatch(r"[0-9A-Za-z*?,/#LW-]+", p) for p in parts):
         return None
     return f"{describe_str(value)} is not a cron expression (5 fields, e.g. '0 20 * * 1-5')"
 
@@ -733,7 +733,8 @@ def parse_cleura(raw: object, path: str, problems: Problems) -> CleuraConfig | N
     for issue in w.issues:
         problems.error(render_path(issue.path, "camel", path), issue.message)
     name = d.get("name")
-    if isinstance(name, str) and SHOOT_NAME_RE.match(name) and not re.match(r"^[a-z][a-z0-9-]*[a-z0-9]$|^[a-z]$", name):
+    dns_label = r"[a-z][a-z0-9-]*[a-z0-9]|[a-z]"
+    if isinstance(name, str) and SHOOT_NAME_RE.fullmatch(name) and not re.fullmatch(dns_label, name):
         problems.warn(f"{path}.name", "Gardener names are DNS labels: prefer lowercase, starting with a letter")
     if w.issues:
         return None

@@ -164,17 +164,18 @@ class Recording:
         targets = [u for u in with_descendants(b.urn) if u in index and index[u].custom]
         return bool(targets) and all(self.depends_on(a, index[u]) for u in targets)
 
-    def canonical_json(self) -> str:
-        """Byte-stable rendering of every registration, sorted by URN (determinism checks, renders)."""
+    def canonical_json(self, *, reveal_secrets: bool = False) -> str:
+        """Byte-stable rendering of every registration, sorted by URN (determinism checks, renders).
+
+        Secrets are redacted unless `reveal_secrets` (in-memory comparisons only: never written,
+        not even as a hash, which would be a brute-force target for a low-entropy secret).
+        """
         return json.dumps(
             [
                 {
                     "type": r.type, "name": r.name, "parent": r.parent, "dependencies": sorted(r.dependencies),
-                    "provider": r.provider, "inputs": r.redacted_inputs(), "secrets": sorted(r.secret_paths),
-                    "options": r.options,
-                    "inputsSha256": hashlib.sha256(
-                        json.dumps(r.inputs, sort_keys=True, default=str).encode()
-                    ).hexdigest(),
+                    "provider": r.provider, "inputs": r.inputs if reveal_secrets else r.redacted_inputs(),
+                    "secrets": sorted(r.secret_paths), "options": r.options,
                 }
                 # Registration order varies with apply scheduling; the engine keys by URN.
                 for r in sorted(self.resources, key=lambda r: r.urn)

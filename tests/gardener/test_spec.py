@@ -65,6 +65,7 @@ def test_valid_spec_round_trips_through_inputs() -> None:
 @pytest.mark.parametrize(("name", "ok"), [
     ("a", True), ("demo-1", True), ("A1-b2", True), ("x" * 15, True),
     ("", False), ("x" * 16, False), ("demo_1", False), ("démo", False), ("a.b", False),
+    ("ab\n", False),  # `$` with re.match would let a trailing newline through (into URLs)
 ])
 def test_shoot_name_is_1_to_15_of_letters_digits_hyphen(name: str, ok: bool) -> None:
     found = issues_of(inputs(name=name))
@@ -133,6 +134,19 @@ def test_worker_rules() -> None:
     assert "duplicate" in issues_of(d)["shoot_provider.workers[1].name"]
     d["shoot_provider"]["workers"] = []
     assert "at least 1" in issues_of(d)["shoot_provider.workers"]
+
+
+def test_null_list_items_are_errors_not_silently_dropped() -> None:
+    d = inputs()
+    d["shoot_provider"]["workers"] = [None]
+    assert "null" in issues_of(d)["shoot_provider.workers[0]"]
+    assert "null" in issues_of(inputs(allowed_cidrs=["198.51.100.0/24", None]))["allowed_cidrs[1]"]
+
+
+@pytest.mark.parametrize("field", ["region", "project_id", "kubernetes_version"])
+def test_values_that_reach_urls_or_bodies_reject_a_trailing_newline(field: str) -> None:
+    valid = inputs()[field]
+    assert field in issues_of(inputs(**{field: valid + "\n"}))
 
 
 def test_network_ids_and_cidrs() -> None:
