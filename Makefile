@@ -48,7 +48,7 @@ lint: venv
 	$(VENV)/bin/ruff check components tests bench __main__.py
 
 typecheck: venv
-	$(VENV)/bin/mypy components
+	$(VENV)/bin/mypy components __main__.py
 
 pytest: venv
 	$(PY) -m pytest -q

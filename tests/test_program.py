@@ -82,3 +82,14 @@ def test_renders_are_identical_across_processes_with_different_hash_seeds(tmp_pa
         trees.append({p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
     assert trees[0] == trees[1]
     assert any(p.name == "resources.json" for p in trees[0])
+
+
+def test_component_level_config_errors_are_clean_too(program: RunProgram, tmp_path: Path) -> None:
+    """Airgap files are checked when the K3s args are built: still a config error, not a traceback."""
+    overrides = {"platform:k3s": {"vip": {"address": "192.0.2.49"}, "airgap": {
+        "enabled": True, "binary": str(tmp_path / "missing-k3s"), "installScript": str(tmp_path / "install.sh")}}}
+    with pytest.raises(ProgramFailed) as failed:
+        program("homelab", overrides)
+    assert type(failed.value.__cause__).__name__ == "RunError"
+    assert "platform:k3s.airgap.binary" in str(failed.value.__cause__)
+    assert failed.value.registered == []
