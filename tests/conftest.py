@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
-from components.offline.render import render_secrets
+from components.offline.render import render_secrets, throwaway_ssh_key
 from components.offline.runner import PROJECT_ROOT, Recording, run_program
 
-FIXTURES = Path(__file__).parent / "fixtures"
-TEST_SSH_KEY = (FIXTURES / "test_ssh_key").read_text()
+TEST_SSH_KEY = throwaway_ssh_key()  # made per test session; no key material lives in the repo
 REFERENCE = PROJECT_ROOT.parent / "shared" / "reference"
 DEFAULT_SECRETS = {"platform:sshPrivateKey": TEST_SSH_KEY}
 

@@ -20,10 +20,15 @@ redacted by construction and the written tree is then scanned for every secret's
 from __future__ import annotations
 
 import argparse
+import base64
+import functools
 import json
+import os
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -197,6 +202,26 @@ def host_files(stack: str, secrets: dict[str, str]) -> dict[str, str]:
     return files
 
 
+@functools.lru_cache(maxsize=1)
+def throwaway_ssh_key() -> str:
+    """A fresh ed25519 private key for offline runs (never stored: no key material in the repo).
+
+    Made with ``ssh-keygen`` when present; otherwise random text of the same shape, which is
+    all an offline run needs (nothing connects). One key per process.
+    """
+    if shutil.which("ssh-keygen"):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "key"
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "platform-offline-throwaway", "-f", str(path)],
+                check=True, stdin=subprocess.DEVNULL,
+            )
+            return path.read_text()
+    body = base64.b64encode(os.urandom(300)).decode()
+    lines = [body[i:i + 70] for i in range(0, len(body), 70)]
+    return "-----BEGIN OPENSSH PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
 def render_secrets(stack: str, root: Path = PROJECT_ROOT) -> dict[str, str]:
     """Secrets for an offline render: the throwaway test key and placeholders, never a real one.
 
@@ -208,7 +233,7 @@ def render_secrets(stack: str, root: Path = PROJECT_ROOT) -> dict[str, str]:
 
     secrets = {key: f"offline-render-placeholder-for-{key.split(':', 1)[-1]}" for key in encrypted_keys(stack, root)}
     if stack_config(stack, root=root).get("platform:clusterKind", "k3s") == "k3s":
-        secrets["platform:sshPrivateKey"] = (PROJECT_ROOT / "tests" / "fixtures" / "test_ssh_key").read_text()
+        secrets["platform:sshPrivateKey"] = throwaway_ssh_key()
     return secrets
 
 

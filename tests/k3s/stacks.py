@@ -10,9 +10,10 @@ import yaml
 
 from components.config import StackConfig, parse_stack_config
 from components.k3s.args import K3sClusterArgs, Timeouts
+from components.offline.render import throwaway_ssh_key
 
 ROOT = Path(__file__).resolve().parents[2]
-SSH_KEY = (ROOT / "tests" / "fixtures" / "test_ssh_key").read_text()
+SSH_KEY = throwaway_ssh_key()
 S3_SECRET = "s3-secret-Zq8#x'y$(touch /tmp/pwned)"
 SECRETS = {"platform:sshPrivateKey": SSH_KEY}
 
