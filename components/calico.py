@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 from components import kube
 from components.config import Calico as CalicoConfig
 from components.config import StackConfig
-from components.config_addons import calico_runs_bird
+from components.config.addons import calico_runs_bird
 
 NAMESPACE = "tigera-operator"
 RELEASE_NAME = "calico"

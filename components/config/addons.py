@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from components import versions
-from components.config_cluster import Network, Node
-from components.config_reader import NAMESPACE, Reader, Secret, describe, secret_command
+from components.config.cluster import Node
+from components.config.network import Network
+from components.config.reader import NAMESPACE, Reader, Secret, describe, secret_command
 from components.netaddr import (
     DNS_LABEL_RE,
     DNS_NAME_RE,

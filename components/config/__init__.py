@@ -5,9 +5,10 @@ returns a `StackConfig`, or raises one `ConfigError` listing every problem with 
 path. Nothing is registered before this returns, so a bad config never half-applies.
 Components receive these objects; none of them reads `pulumi.Config` itself.
 
-The sections live beside this module (`config_cluster`: nodes, network, SSH, K3s;
-`config_addons`: Calico, MetalLB, storage, chart pins) and are re-exported here, so
-`from components.config import Node, Storage, StackConfig` is the one import to know.
+One module per concern lives in this package (`reader`: the typed reader; `cluster`: nodes,
+SSH, K3s; `network`: CIDRs and cluster DNS; `addons`: Calico, MetalLB, storage, chart pins);
+their types are re-exported here, so `from components.config import Node, Storage,
+StackConfig` is the one import to know. A new section gets its own module here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from components.config_addons import (
+from components.config.addons import (
     AUTODETECTION_METHODS,
     CALICO_ENCAPSULATIONS,
     CHART_VERSION_RE,
@@ -39,7 +40,7 @@ from components.config_addons import (
     parse_metallb,
     parse_storage,
 )
-from components.config_cluster import (
+from components.config.cluster import (
     INTERFACE_RE,
     K3S_VERSION_RE,
     LABEL_KEY_RE,
@@ -50,18 +51,17 @@ from components.config_cluster import (
     Etcd,
     EtcdS3,
     K3s,
-    Network,
     Node,
     Ssh,
     Taint,
     Vip,
     check_server_count,
     parse_k3s,
-    parse_network,
     parse_nodes,
     parse_ssh,
 )
-from components.config_reader import NAMESPACE, Reader, Secret, secret_command, suggest
+from components.config.network import Network, parse_network
+from components.config.reader import NAMESPACE, Reader, Secret, secret_command, suggest
 from components.netaddr import DNS_LABEL_RE
 from components.problems import ConfigError, Problems
 
