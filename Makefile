@@ -7,7 +7,7 @@ STACK ?= homelab
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 STATE ?= $(CURDIR)/.pulumi-state
 
-.PHONY: venv preview render render-all check-render lint typecheck pytest test bench clean
+.PHONY: venv preview render render-all check-render lint typecheck pytest test bench clean engine e2e
 
 $(VENV)/.installed: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,7 @@ typecheck: venv
 	$(VENV)/bin/mypy components __main__.py
 
 pytest: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --ignore=tests/e2e
 
 ## test: everything CI runs (lint, types, tests, render checks)
 test: lint typecheck pytest check-render
@@ -59,6 +59,15 @@ test: lint typecheck pytest check-render
 ## bench: the benchmarks, each reporting ratios against a baseline measured in the same run
 bench: venv
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+## engine: build the real-engine tier from Go modules into $${PLATFORM_ENGINE_DIR:-~/.cache/platform-engine} (once)
+engine:
+	@if ! command -v go >/dev/null 2>&1; then echo "engine: no Go toolchain (go) on this machine; install Go 1.26+ to build it"; exit 3; fi
+	bash engine/build.sh
+
+## e2e: the real-engine tests (tests/e2e): the CLI, a local kube-apiserver, Helm (skip what is not built)
+e2e: venv
+	$(PY) -m pytest -q -rs tests/e2e
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

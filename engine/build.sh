@@ -13,7 +13,7 @@ pins="$here/pins.env"
 source "$pins"
 
 root=${PLATFORM_ENGINE_DIR:-$HOME/.cache/platform-engine}
-hash=$(cat "$pins" "$here/build.sh" | sha256sum | cut -c1-16)
+hash=$(sha256sum < "$pins" | cut -c1-16)  # bump ENGINE_BUILD_REVISION in pins.env when this script changes
 out="$root/$hash"
 bin="$out/bin"
 status="$out/status.tsv"
@@ -37,7 +37,9 @@ step() {  # step NAME FUNCTION: run one build with its duration, record the resu
   start=$(date +%s)
   echo "engine: building $name ..."
   rc=0
-  "$fn" > "$out/src/$name.log" 2>&1 || rc=$?
+  # In the background so that `set -e` holds inside the step (it is off in a `||` list).
+  "$fn" > "$out/src/$name.log" 2>&1 &
+  wait $! || rc=$?
   local took=$(( $(date +%s) - start ))
   if [ "$rc" = 0 ]; then
     echo "engine: $name built in ${took}s"
@@ -80,10 +82,8 @@ MOD
   # The Python shims (exec wrapper, dynamic-provider launcher) ship in the sdk/v3 module.
   local sdkdir
   sdkdir=$(go list -m -f '{{.Dir}}' "github.com/pulumi/pulumi/sdk/v3")
-  for shim in pulumi-language-python-exec pulumi-resource-pulumi-python; do
-    install -m 0755 "$sdkdir/python/cmd/$shim" "$bin/$shim" 2>/dev/null \
-      || install -m 0755 "$sdkdir/python/$shim" "$bin/$shim"
-  done
+  install -m 0755 "$sdkdir/python/cmd/pulumi-language-python-exec" "$bin/"
+  install -m 0755 "$sdkdir/python/dist/pulumi-resource-pulumi-python" "$bin/"
   "$bin/pulumi" version
 }
 
@@ -134,13 +134,20 @@ build_kubernetes() {
   "$bin/kube-apiserver" --version
 }
 
+build_helm() {  # renders the pinned chart archives for the API-server tests (what pulumi-kubernetes embeds)
+  served "helm.sh/helm/v3@$HELM_VERSION" || { cat "$out/src/.served.err"; return 42; }
+  GOBIN="$bin" go install -trimpath \
+    -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  "$bin/helm" version --short
+}
+
 build_kine() {
   served "github.com/k3s-io/kine@$KINE_VERSION" || { cat "$out/src/.served.err"; return 42; }
   GOBIN="$bin" go install -trimpath "github.com/k3s-io/kine@$KINE_VERSION"
 }
 
 total_start=$(date +%s)
-targets=${ENGINE_TARGETS:-pulumi language_python provider_kubernetes provider_command provider_random kubernetes kine}
+targets=${ENGINE_TARGETS:-pulumi language_python provider_kubernetes provider_command provider_random kubernetes kine helm}
 for t in $targets; do
   step "$t" "build_$t"
 done
