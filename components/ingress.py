@@ -63,9 +63,12 @@ def values(args: IngressArgs) -> dict[str, Any]:
         "service": service_values(args),
     }
     if ingress.redirect_https:
-        out["ports"] = {"web": {"http": {"redirections": {"entryPoint": {
-            "to": "websecure", "scheme": "https", "permanent": True,
-        }}}}}
+        out["ports"] = {"web": {
+            "http": {"redirections": {"entryPoint": {"to": "websecure", "scheme": "https", "permanent": True}}},
+            # ACME HTTP-01 challenges (cert-manager's solver ingress) are answered on plain HTTP,
+            # before the redirect.
+            "allowACMEByPass": True,
+        }}
     if ingress.replicas > 1:
         # A drain keeps one Traefik serving.
         out["podDisruptionBudget"] = {"enabled": True, "maxUnavailable": 1}

@@ -157,7 +157,8 @@ def test_webhook_gate_may_only_create_l2advertisements() -> None:
 def test_webhook_probe_is_valid_for_any_pools(conformance: Path) -> None:
     probe = metallb.webhook_probe()
     assert probe["spec"] == {}  # selects every pool: the webhook accepts it whatever exists
-    assert probe["metadata"]["name"] not in {r["metadata"]["name"] for r in metallb.custom_resources(metallb.MetalLBArgs.from_config(homelab(BGP)))}
+    names = {r["metadata"]["name"] for r in metallb.custom_resources(metallb.MetalLBArgs.from_config(homelab(BGP)))}
+    assert probe["metadata"]["name"] not in names
     assert schema.validate_custom_resource(probe, conformance) == []
 
 

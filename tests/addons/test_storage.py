@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from components import storage
-from components.config import Secret, StackConfig, parse_stack_config
+from components.config import Cinder, ConfigError, Secret, StackConfig, Storage, parse_stack_config
 from tests.addons import schema
 from tests.addons.conftest import SSH_KEY, cleura, homelab, homelab_raw
 
@@ -145,7 +145,8 @@ def test_no_telemetry() -> None:
 
 
 def test_mayastor_hugepages_and_extras() -> None:
-    values = storage.openebs_values(storage.StorageArgs.from_config(openebs("mayastor", mayastorHugepages=2048)))["mayastor"]
+    args = storage.StorageArgs.from_config(openebs("mayastor", mayastorHugepages=2048))
+    values = storage.openebs_values(args)["mayastor"]
     assert values["io_engine"]["resources"] == {
         "limits": {"hugepages2Mi": "4096Mi"}, "requests": {"hugepages2Mi": "4096Mi"},
     }
@@ -166,8 +167,10 @@ def test_no_image_comes_from_the_retired_bitnami_repositories(conformance: Path,
     if engine == "mayastor":
         etcd_file = chart / "subcharts" / "mayastor-2.7.1" / "subcharts" / "etcd-8.6.0" / "values.yaml"
         etcd = {**yaml.safe_load(etcd_file.read_text())["image"], **values["mayastor"]["etcd"]["image"]}
-        assert (etcd["registry"], etcd["repository"], etcd["tag"]) == (
-            "docker.io", "openebs/etcd", "3.5.6-debian-11-r10")
+        # bitnamilegacy holds every versioned Bitnami tag unchanged (openebs/etcd at that tag is
+        # unverified); the tag stays the one the chart pins, so only the repository moves.
+        pinned = yaml.safe_load(etcd_file.read_text())["image"]["tag"]
+        assert (etcd["registry"], etcd["repository"], etcd["tag"]) == ("docker.io", "bitnamilegacy/etcd", pinned)
 
 
 @pytest.mark.parametrize(("engine", "name", "provisioner", "parameter"), [
@@ -222,3 +225,62 @@ def test_openebs_values_exist_in_the_pinned_chart(conformance: Path, engine: str
     # Subchart reference files are not the exact pinned versions: misses there are warnings,
     # but none are expected for the keys this program sets.
     assert found.errors == [] and found.warnings == []
+
+
+# -- teardown, disks, Cinder ------------------------------------------------------------------
+
+
+def longhorn_args(**longhorn: Any) -> storage.StorageArgs:
+    return storage.StorageArgs.from_config(homelab({"platform:storage": {"kind": "longhorn", "longhorn": longhorn}}))
+
+
+def test_longhorn_uninstall_needs_the_deleting_confirmation_flag() -> None:
+    # Without the flag the chart's pre-delete Job fails and the release never deletes.
+    assert storage.longhorn_values(longhorn_args())["defaultSettings"]["deletingConfirmationFlag"] is False
+    values = storage.longhorn_values(longhorn_args(allowUninstall=True))
+    assert values["defaultSettings"]["deletingConfirmationFlag"] is True
+
+
+def test_longhorn_data_path_and_per_node_disks() -> None:
+    args = longhorn_args(dataPath="/var/lib/longhorn-disk", nodeDataPaths={"k3s-worker-01": "/mnt/nvme0"})
+    values = storage.longhorn_values(args)
+    assert values["defaultSettings"]["defaultDataPath"] == "/var/lib/longhorn-disk"
+    assert values["defaultSettings"]["createDefaultDiskLabeledNodes"] is True  # the "config" label needs it
+    assert storage.longhorn_node_disks(args) == {
+        "k3s-worker-01": json.dumps([{"path": "/mnt/nvme0", "allowScheduling": True}], separators=(",", ":")),
+    }
+    nodes = {n.name: n for n in args.nodes}
+    assert args.storage.node_labels(nodes["k3s-worker-01"]) == {"node.longhorn.io/create-default-disk": "config"}
+    assert args.storage.node_labels(nodes["k3s-worker-02"]) == {"node.longhorn.io/create-default-disk": "true"}
+
+
+def test_dedicated_disk_is_exposed_for_the_host_check() -> None:
+    args = longhorn_args(dataPath="/var/lib/longhorn-disk", dedicatedDisk=True,
+                         nodeDataPaths={"k3s-worker-01": "/mnt/nvme0"})
+    mounts = dict(args.storage.longhorn_mounts(args.nodes))
+    assert mounts["k3s-worker-01"] == "/mnt/nvme0"
+    assert mounts["k3s-control-01"] == "/var/lib/longhorn-disk"
+    assert len(mounts) == len([n for n in args.nodes if n.storage])
+    assert longhorn_args(dataPath="/var/lib/longhorn-disk").storage.longhorn_mounts(args.nodes) == ()
+
+
+@pytest.mark.parametrize(("longhorn", "key", "fragment"), [
+    ({"dedicatedDisk": True}, "storage.longhorn.dedicatedDisk", "root filesystem"),
+    ({"nodeDataPaths": {"nope": "/mnt/x"}}, "storage.longhorn.nodeDataPaths.nope", "not a node"),
+    ({"nodeDataPaths": {"k3s-worker-01": "mnt/x"}}, "storage.longhorn.nodeDataPaths.k3s-worker-01", "absolute"),
+])
+def test_longhorn_disk_config_errors_name_the_key(longhorn: dict[str, Any], key: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        homelab({"platform:storage": {"kind": "longhorn", "longhorn": longhorn}})
+    assert any(key in e and fragment in e for e in err.value.errors), err.value.errors
+
+
+def test_cinder_class_is_the_stacks_explicit_choice() -> None:
+    assert storage.default_storage_class(storage.StorageArgs(Storage("cinder", cinder=Cinder("premium")))) == "premium"
+    storage.check_cinder_class(Cinder(), "cinder.csi.openstack.org",
+                               {"storageclass.kubernetes.io/is-default-class": "true"})
+    storage.check_cinder_class(Cinder(), None, None)  # not read (offline): nothing to compare
+    with pytest.raises(ValueError, match=r"storage\.cinder\.provisioner.*'other\.csi'"):
+        storage.check_cinder_class(Cinder(), "other.csi", {"storageclass.kubernetes.io/is-default-class": "true"})
+    with pytest.raises(ValueError, match=r"storage\.cinder\.storageClass.*not the shoot's default"):
+        storage.check_cinder_class(Cinder(), "cinder.csi.openstack.org", {})
