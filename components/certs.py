@@ -105,7 +105,7 @@ def issuer_resources(args: CertsArgs) -> list[dict[str, Any]]:
     else:
         ref = {"name": dns01_secret_name(args), "key": DNS01_TOKEN_KEY}
         provider = {"cloudflare": {"apiTokenSecretRef": ref}, "digitalocean": {"tokenSecretRef": ref}}
-        solver = {"dns01": provider[issuer.dns01_provider]}
+        solver = {"dns01": {issuer.dns01_provider: provider[issuer.dns01_provider]}}
     acme = {
         "email": issuer.email, "server": issuer.server,
         "privateKeySecretRef": {"name": f"{issuer.name}-account-key"},

@@ -71,3 +71,17 @@ def test_gardener_stack_installs_no_cni_and_no_load_balancer(program: RunProgram
     assert not any(t.startswith(("platform:calico", "platform:metallb", "platform:snapshots")) for t in types)
     charts = sorted(r.inputs["chart"] for r in rec.of_type(RELEASE))
     assert charts == ["cert-manager", "traefik"]  # behind the shoot's Octavia load balancer
+
+
+def test_in_cluster_objects_are_deleted_with_the_cluster(program: RunProgram) -> None:
+    # Destroying the cluster skips every object inside it (Longhorn's pre-delete Job, webhooks,
+    # finalizers) instead of waiting on an API that is about to disappear.
+    rec = run(program, "homelab")
+    (cluster,) = [r for r in rec if r.type == "platform:k3s:Cluster" or r.type.endswith(":K3sCluster")] or [None]
+    in_cluster = [r for r in rec if r.type.startswith("kubernetes:") and r.type != "pulumi:providers:kubernetes"]
+    assert in_cluster
+    targets = {r.options["deleted_with"] for r in in_cluster}
+    assert len(targets) == 1 and None not in targets, targets
+    (target,) = targets
+    assert cluster is None or target == cluster.urn
+    assert rec.by_urn(target).type.startswith("platform:k3s")
