@@ -31,9 +31,10 @@ def containers(rec: Recording) -> list[tuple[str, dict[str, Any]]]:
 
 
 def pin_for(image: str) -> versions.ImagePin | None:
+    """The pin of `image`: same repository and tag (the gate's tag follows the stack's K3s version)."""
     repository, _, tag = image.rpartition(":")
-    for pin in versions.IMAGES.values():
-        if pin.repository == repository:
+    for name, pin in versions.IMAGES.items():
+        if pin.repository == repository and (tag == pin.tag or name == "webhookGate"):
             return pin
     return None
 
