@@ -1,8 +1,9 @@
 """Traefik: the cluster's ingress controller and the target of every DNS record.
 
 On K3s stacks (whose bundled Traefik is disabled) the chart's LoadBalancer Service takes the
-configured MetalLB address (``ingress.address``, MetalLB's ``metallb.io/loadBalancerIPs``
-annotation), so the ingress VIP of the write-up is claimed by Traefik. On a Gardener shoot the
+configured MetalLB address (``ingress.address``, or the single address of ``ingress.addressPool``,
+by default the first pool: MetalLB's ``metallb.io/loadBalancerIPs`` annotation), so the ingress
+VIP of the write-up is claimed by Traefik. On a Gardener shoot the
 same Service gets the Octavia load balancer the shoot provides. The dashboard is off unless
 configured; plain HTTP is redirected to HTTPS permanently. The IngressClass is named in config
 (`PlatformLayer.ingress_class`), for the UI ingresses of Vault and Argo CD.
@@ -24,6 +25,7 @@ from components.versions import ChartPin
 NAMESPACE = "traefik"
 RELEASE_NAME = "traefik"
 METALLB_ADDRESS_ANNOTATION = "metallb.io/loadBalancerIPs"
+METALLB_POOL_ANNOTATION = "metallb.io/address-pool"
 
 
 def applies(cfg: StackConfig) -> bool:
@@ -49,6 +51,8 @@ def service_values(args: IngressArgs) -> dict[str, Any]:
     service: dict[str, Any] = {"enabled": True, "spec": {"type": "LoadBalancer"}}
     if args.ingress.address is not None:
         service["annotations"] = {METALLB_ADDRESS_ANNOTATION: str(args.ingress.address)}
+    elif args.ingress.address_pool is not None:
+        service["annotations"] = {METALLB_POOL_ANNOTATION: args.ingress.address_pool}
     return service
 
 

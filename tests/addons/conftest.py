@@ -21,14 +21,7 @@ PROVIDER_TYPE = "pulumi:providers:kubernetes"
 
 
 def homelab_raw(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The homelab stack's raw config plus the SSH secret, with `overrides` (None deletes a key).
-
-    A test that replaces the MetalLB pools also drops the homelab's fixed ingress address
-    (it lies in the homelab's pool) unless it sets ``platform:ingress`` itself.
-    """
-    overrides = dict(overrides or {})
-    if "platform:metallb" in overrides and "platform:ingress" not in overrides:
-        overrides["platform:ingress"] = None
+    """The homelab stack's raw config plus the SSH secret, with `overrides` (None deletes a key)."""
     raw = stack_config("homelab", overrides)
     raw[SSH_KEY] = "-----BEGIN OPENSSH PRIVATE KEY-----\ntest\n-----END OPENSSH PRIVATE KEY-----\n"
     return raw

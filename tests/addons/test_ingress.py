@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components import ingress
-from components.config import ConfigError
+from components.config import ConfigError, parse_stack_config
 from tests.addons import schema
 from tests.addons.conftest import cleura, homelab
 
@@ -23,6 +23,37 @@ def test_homelab_traefik_claims_the_metallb_ingress_address() -> None:
         "enabled": True, "spec": {"type": "LoadBalancer"},
         "annotations": {"metallb.io/loadBalancerIPs": "192.0.2.50"},
     }
+
+
+TWO_POOLS = {"platform:metallb": {"pools": [
+    {"name": "ingress-vip-pool", "addresses": ["192.0.2.50/32"]},
+    {"name": "services", "addresses": ["192.0.2.60-192.0.2.69"]},
+]}}
+
+
+def test_an_explicit_address_or_a_pool_of_several_addresses() -> None:
+    pinned = ingress.values(args({**TWO_POOLS, "platform:ingress": {"address": "192.0.2.61"}}))
+    assert pinned["service"]["annotations"] == {"metallb.io/loadBalancerIPs": "192.0.2.61"}
+    by_pool = ingress.values(args({**TWO_POOLS, "platform:ingress": {"addressPool": "services"}}))
+    assert by_pool["service"]["annotations"] == {"metallb.io/address-pool": "services"}
+
+
+@pytest.mark.parametrize(("ingress_cfg", "key", "fragment"), [
+    ({"addressPool": "nope"}, "platform:ingress.addressPool", "is not a platform:metallb.pools name"),
+    ({"address": "192.0.2.50", "addressPool": "services"}, "platform:ingress.address", "not in addressPool"),
+])
+def test_pool_errors_name_the_key(ingress_cfg: dict[str, Any], key: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        homelab({**TWO_POOLS, "platform:ingress": ingress_cfg})
+    assert any(e.startswith(key) and fragment in e for e in err.value.errors), err.value.errors
+
+
+def test_a_shoot_rejects_an_address() -> None:
+    raw = {"platform:clusterKind": "cleura", "platform:ingress": {"address": "192.0.2.50"}}
+    with pytest.raises(ConfigError) as err:
+        parse_stack_config(raw, frozenset())
+    assert any(e.startswith("platform:ingress.address") and "OpenStack load balancer" in e
+               for e in err.value.errors), err.value.errors
 
 
 def test_http_is_redirected_to_https_and_the_dashboard_is_off() -> None:
