@@ -131,21 +131,23 @@ def installation_spec(args: CalicoArgs) -> dict[str, Any]:
     }
     # Not controlPlaneNodeSelector: it would pin host-network Typha to the control tier (module
     # docstring). Typha may run on every node; the controllers stay on the control tier.
-    if control.node_selector:
-        spec["calicoKubeControllersDeployment"] = {
-            "spec": {"template": {"spec": {"nodeSelector": dict(control.node_selector)}}},
-        }
+    spec.update(_on_control_tier(args, "calicoKubeControllersDeployment"))
     if control.tolerations:
         spec["controlPlaneTolerations"] = control.tolerations
     return spec
 
 
-def apiserver_spec(args: CalicoArgs) -> dict[str, Any]:
-    """The `APIServer` spec: its Deployment on the control tier (not host-network)."""
+def _on_control_tier(args: CalicoArgs, deployment: str) -> dict[str, Any]:
+    """``{<deployment>: {spec.template.spec.nodeSelector}}`` for the control tier, or ``{}``."""
     control = kube.control_tier(args.nodes)
     if not control.node_selector:
         return {}
-    return {"apiServerDeployment": {"spec": {"template": {"spec": {"nodeSelector": dict(control.node_selector)}}}}}
+    return {deployment: {"spec": {"template": {"spec": {"nodeSelector": dict(control.node_selector)}}}}}
+
+
+def apiserver_spec(args: CalicoArgs) -> dict[str, Any]:
+    """The `APIServer` spec: its Deployment on the control tier (not host-network)."""
+    return _on_control_tier(args, "apiServerDeployment")
 
 
 def custom_resources(args: CalicoArgs) -> list[dict[str, Any]]:
@@ -167,9 +169,11 @@ def custom_resources(args: CalicoArgs) -> list[dict[str, Any]]:
         },
     ]
     if calico.goldmane:
-        resources.append({"apiVersion": API_VERSION, "kind": "Goldmane", "metadata": {"name": "default"}, "spec": {}})
+        resources.append({"apiVersion": API_VERSION, "kind": "Goldmane", "metadata": {"name": "default"},
+                          "spec": _on_control_tier(args, "goldmaneDeployment")})
     if calico.whisker:
-        resources.append({"apiVersion": API_VERSION, "kind": "Whisker", "metadata": {"name": "default"}, "spec": {}})
+        resources.append({"apiVersion": API_VERSION, "kind": "Whisker", "metadata": {"name": "default"},
+                          "spec": _on_control_tier(args, "whiskerDeployment")})
     return resources
 
 

@@ -83,8 +83,11 @@ def test_control_plane_components_go_to_the_control_tier() -> None:
     spec = installation({"platform:nodes": TAINTED})["spec"]
     control = {"example.com/role": "control"}
     assert spec["calicoKubeControllersDeployment"]["spec"]["template"]["spec"]["nodeSelector"] == control
-    (_, apiserver) = calico.custom_resources(calico_args({"platform:nodes": TAINTED}))
+    (_, apiserver, goldmane, whisker) = calico.custom_resources(calico_args(
+        {"platform:nodes": TAINTED, "platform:calico": {"goldmane": True, "whisker": True}}))
     assert apiserver["spec"]["apiServerDeployment"]["spec"]["template"]["spec"]["nodeSelector"] == control
+    assert goldmane["spec"]["goldmaneDeployment"]["spec"]["template"]["spec"]["nodeSelector"] == control
+    assert whisker["spec"]["whiskerDeployment"]["spec"]["template"]["spec"]["nodeSelector"] == control
     assert spec["controlPlaneTolerations"] == [
         {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
     ]

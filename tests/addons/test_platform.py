@@ -281,3 +281,74 @@ def test_registered_releases_and_custom_resources_conform(conformance: Path, ove
         assert schema.validate_custom_resource(resource.inputs, conformance) == [], resource.name
         checked += 1
     assert checked >= 5
+
+
+# -- issue 16: typed args, and what later add-ons get from the layer ------------------------
+
+
+def test_each_addon_takes_its_own_frozen_args_not_the_stack_config() -> None:
+    import dataclasses
+    import inspect
+
+    from components import calico, certs, ingress, metallb, snapshots, storage
+
+    cfg = homelab()
+    for component, args_type in [
+        (calico.Calico, calico.CalicoArgs), (metallb.MetalLB, metallb.MetalLBArgs),
+        (storage.Longhorn, storage.StorageArgs), (storage.OpenEBS, storage.StorageArgs),
+        (storage.Cinder, storage.StorageArgs), (snapshots.Snapshots, snapshots.SnapshotArgs),
+        (ingress.Traefik, ingress.IngressArgs), (certs.CertManager, certs.CertsArgs),
+    ]:
+        params = inspect.signature(component.__init__).parameters
+        assert params["args"].annotation == args_type.__name__, component
+        assert "cfg" not in params, component
+        built = args_type.from_config(cfg)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            built.__setattr__(dataclasses.fields(built)[0].name, None)
+
+
+def test_args_can_be_built_without_a_stack_config() -> None:
+    from components import calico
+    from components.config import Calico as CalicoConfig
+    from components.versions import CHARTS
+
+    conf = CalicoConfig(True, "VXLAN", True, 26, 0, "kubernetes", "NodeInternalIP", False, False)
+    args = calico.CalicoArgs(conf, "10.244.0.0/16", (), CHARTS["calicoCrds"], CHARTS["tigeraOperator"])
+    (pool,) = calico.installation_spec(args)["calicoNetwork"]["ipPools"]
+    assert (pool["cidr"], pool["encapsulation"]) == ("10.244.0.0/16", "VXLAN")
+
+
+def test_layer_names_the_ingress_class_and_cluster_issuer_for_later_ui_ingresses() -> None:
+    seen: dict[str, Any] = {}
+
+    def build(provider: pulumi.ProviderResource) -> None:
+        on = PlatformLayer("on", homelab(), pulumi.ResourceOptions(providers=[provider]))
+        off = PlatformLayer("off", homelab({"platform:ingress": {"enabled": False},
+                                            "platform:certs": {"enabled": False}}),
+                            pulumi.ResourceOptions(providers=[provider]))
+        seen.update(on=(on.ingress_class, on.cluster_issuer), off=(off.ingress_class, off.cluster_issuer),
+                    base=[type(c).__name__ for c in on.after_base()])
+    record(build)
+    assert seen["on"] == ("traefik", "homelab-ca")
+    assert seen["off"] == (None, None)
+    assert seen["base"] == ["Calico", "MetalLB", "Longhorn"]
+
+
+def test_traefik_waits_for_metallb_and_cert_manager_for_traefik(homelab_run: Recording) -> None:
+    traefik, cert_manager = releases(homelab_run)["traefik"], releases(homelab_run)["cert-manager"]
+    pool = one(homelab_run, "kubernetes:metallb.io/v1beta1:IPAddressPool", "-ingress-vip-pool")
+    assert homelab_run.depends_on(traefik, pool)
+    assert homelab_run.depends_on(cert_manager, traefik)
+    assert traefik.inputs["values"]["service"]["annotations"] == {"metallb.io/loadBalancerIPs": "192.0.2.50"}
+    issuer = one(homelab_run, "kubernetes:cert-manager.io/v1:ClusterIssuer", "-homelab-ca")
+    assert homelab_run.depends_on(issuer, cert_manager)
+
+
+def test_longhorn_node_disks_are_annotated_before_the_release() -> None:
+    rec = layer(homelab({"platform:storage": {"kind": "longhorn", "longhorn": {
+        "nodeDataPaths": {"k3s-worker-01": "/mnt/nvme0"}}}}))
+    (patch,) = rec.of_type("kubernetes:core/v1:NodePatch")
+    assert patch.inputs["metadata"]["name"] == "k3s-worker-01"
+    assert patch.inputs["metadata"]["annotations"] == {
+        "node.longhorn.io/default-disks-config": '[{"path":"/mnt/nvme0","allowScheduling":true}]'}
+    assert rec.depends_on(releases(rec)["longhorn"], patch)
