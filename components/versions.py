@@ -76,9 +76,13 @@ IMAGES: dict[str, ImagePin] = {
         "registry.k8s.io/kubectl", K3S_VERSION.split("+", 1)[0], "kubernetes/release:images/build/kubectl",
         "distroless/static", None, ("kubectl",),
     ),
-    # Mayastor's etcd (openebs 4.2.0 -> mayastor 2.8.0 pins bitnami/etcd:3.5.6-debian-11-r10,
-    # which Docker Hub stopped serving in 2025). Bitnami moved every existing versioned tag to
-    # docker.io/bitnamilegacy unchanged, the same move as the chart's kubectl hook image below.
+    # Mayastor's etcd (openebs 4.2.0's mayastor pins bitnami/etcd:3.5.6-debian-11-r10, which
+    # Docker Hub stopped serving in 2025). Bitnami moved every existing versioned tag to
+    # docker.io/bitnamilegacy unchanged (bitnami/charts#35164); OpenEBS itself switched to it
+    # (openebs/mayastor-extensions#718), and etcd-io/discovery.etcd.io#83 (2026) restored service
+    # with bitnamilegacy/etcd:3.5.4-debian-11-r3, an older debian-11 tag of the same series. The
+    # previous override, openebs/etcd, is OpenEBS's re-push for mayastor 2.10's newer etcd tag
+    # (mayastor-extensions#723): that it carries 3.5.6-debian-11-r10 is not verifiable.
     "mayastorEtcd": ImagePin(
         "docker.io/bitnamilegacy/etcd", "3.5.6-debian-11-r10",
         "bitnami/containers:bitnami/etcd/3.5/debian-11/Dockerfile", "bitnami/minideb:bullseye", "/bin/bash",
