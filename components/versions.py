@@ -66,6 +66,8 @@ IMAGES: dict[str, ImagePin] = {
     # package/Dockerfile: final stage FROM scratch, filled from k3s-root's busybox userland
     # (its `collect` stage runs RUN steps, so /bin/sh exists; root's shell is /bin/sh);
     # scripts/build links bin/kubectl -> k3s. So kubectl, sh, printf, sleep and date are there.
+    # k3s's kubectl (pkg/kubectl/main.go) only prefers /etc/rancher/k3s/k3s.yaml when it exists;
+    # in a pod it does not, so kubectl uses the pod's ServiceAccount (in-cluster config).
     "webhookGate": ImagePin(
         "docker.io/rancher/k3s", K3S_VERSION.replace("+", "-"), "k3s-io/k3s:package/Dockerfile",
         "scratch + k3s-root (busybox)", "/bin/sh", ("kubectl", "printf", "sleep", "date"),
