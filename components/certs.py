@@ -56,7 +56,13 @@ class CertsArgs:
 def values(args: CertsArgs) -> dict[str, Any]:
     """cert-manager chart values: CRDs included and kept, every Deployment on the control tier."""
     control = kube.control_tier(args.nodes).values()
-    out: dict[str, Any] = {"crds": {"enabled": True, "keep": True}, **control}
+    out: dict[str, Any] = {
+        "crds": {"enabled": True, "keep": True},
+        # An Ingress annotated kubernetes.io/tls-acme: "true" gets its certificate from our issuer.
+        "ingressShim": {"defaultIssuerName": args.certs.issuer.name, "defaultIssuerKind": "ClusterIssuer",
+                        "defaultIssuerGroup": "cert-manager.io"},
+        **control,
+    }
     if control:
         for part in ("webhook", "cainjector", "startupapicheck"):
             out[part] = dict(control)

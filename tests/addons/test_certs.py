@@ -35,6 +35,8 @@ def dns01_config(provider: str = "cloudflare") -> Any:
 def test_chart_installs_and_keeps_its_crds() -> None:
     values = certs.values(args())
     assert values["crds"] == {"enabled": True, "keep": True}
+    assert values["ingressShim"] == {"defaultIssuerName": "homelab-ca", "defaultIssuerKind": "ClusterIssuer",
+                                     "defaultIssuerGroup": "cert-manager.io"}
     for part in ("webhook", "cainjector", "startupapicheck"):
         assert values[part]["nodeSelector"] == {"example.com/role": "control"}
 
