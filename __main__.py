@@ -25,7 +25,10 @@ cluster: K3sCluster | ShootCluster = (
     K3sCluster(cfg.cluster_name, k3s_args) if k3s_args is not None else ShootCluster(cfg.cluster_name, cfg.cleura)
 )
 provider = k8s.Provider(f"{cfg.cluster_name}-k8s", kubeconfig=cluster.kubeconfig, delete_unreachable=True)
-platform = PlatformLayer(f"{cfg.cluster_name}-platform", cfg, opts=pulumi.ResourceOptions(providers=[provider]))
+# deleted_with: destroying the cluster skips every in-cluster object (Longhorn's uninstall Job,
+# webhooks, finalizers) instead of deleting each through an API that is about to disappear.
+platform = PlatformLayer(f"{cfg.cluster_name}-platform", cfg,
+                         opts=pulumi.ResourceOptions(providers=[provider], deleted_with=cluster))
 
 pulumi.export("clusterName", cfg.cluster_name)
 pulumi.export("clusterKind", cfg.cluster_kind)

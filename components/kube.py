@@ -27,6 +27,12 @@ PRIVILEGED_NAMESPACE_LABELS = {
     "pod-security.kubernetes.io/audit": "privileged",
     "pod-security.kubernetes.io/warn": "privileged",
 }
+# Ingress and certificates run unprivileged (their charts' defaults meet "restricted").
+RESTRICTED_NAMESPACE_LABELS = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/audit": "restricted",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
 RELEASE_TIMEOUT_SECONDS = 900
 
 
@@ -147,9 +153,13 @@ def child_options(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None,
     """Options for a component's children: parented, and waiting for what the component waits for.
 
     Pulumi does not pass a component's ``depends_on`` down to its children, so a component
-    that must start after another (MetalLB after the CNI) forwards it here explicitly.
+    that must start after another (MetalLB after the CNI) forwards it here explicitly. The same
+    for ``deleted_with`` (the cluster): destroying the cluster then skips every in-cluster
+    object instead of deleting each through an API that is about to disappear.
     """
     own = pulumi.ResourceOptions(parent=parent, depends_on=list(after))
+    if opts is not None and opts.deleted_with is not None:
+        own = own.merge(pulumi.ResourceOptions(deleted_with=opts.deleted_with))
     if opts is None or opts.depends_on is None:
         return own
     return own.merge(pulumi.ResourceOptions(depends_on=opts.depends_on))

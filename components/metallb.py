@@ -10,7 +10,10 @@ later). Until then every create of a MetalLB resource fails with ``failed callin
 webhook error. So a gate Job (`webhook_gate_job`) retries a server-side dry-run create of a probe
 ``L2Advertisement`` (always valid: an empty spec selects every pool) until the API server gets an
 answer from the webhook, and the custom resources wait for that Job. The Job runs again when the
-chart version changes (a new controller pod, a new webhook server). BGP peers are written as
+chart version or its values change (either can roll the controller pod, a new webhook server):
+both are in its pod template. The script is ``components/sh/metallb-webhook-gate.sh`` (POSIX sh)
+and runs in the pinned ``IMAGES["webhookGate"]`` (the K3s image: busybox sh and kubectl), never
+in ``registry.k8s.io/kubectl``, which is distroless and has no shell. BGP peers are written as
 ``metallb.io/v1beta2``.
 
 Clusters with a cloud load balancer (Gardener shoots: OpenStack Octavia) do not get MetalLB;
@@ -20,27 +23,30 @@ pools inside a node subnet, ASNs) lives in the config model.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.resources
 import ipaddress
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kube
-from components.config import AddressPool, StackConfig
+from components.config import AddressPool, Node, StackConfig
 from components.config import MetalLB as MetalLBConfig
 from components.netaddr import AddressRange
-from components.versions import K3S_VERSION
+from components.versions import IMAGES, K3S_VERSION, ChartPin, ImagePin
 
 NAMESPACE = "metallb-system"
 RELEASE_NAME = "metallb"
 API_V1BETA1 = "metallb.io/v1beta1"
 API_V1BETA2 = "metallb.io/v1beta2"
-# The webhook gate: a kubectl Job (the official image ships bash) and its least-privilege RBAC.
+# The webhook gate: a shell Job with kubectl and its least-privilege RBAC.
 WEBHOOK_GATE_NAME = "metallb-webhook-gate"
 WEBHOOK_PROBE_NAME = "pulumi-webhook-probe"
-KUBECTL_IMAGE = "registry.k8s.io/kubectl"
+WEBHOOK_GATE_SCRIPT = "sh/metallb-webhook-gate.sh"
 WEBHOOK_WAIT_SECONDS = 600
 WEBHOOK_GATE_TIMEOUT = "15m"  # Pulumi's wait for the Job: longer than the script's own deadline
 
@@ -50,10 +56,27 @@ def applies(cfg: StackConfig) -> bool:
     return cfg.cluster_kind == "k3s" and cfg.metallb is not None and cfg.metallb.enabled and bool(cfg.metallb.pools)
 
 
-def _metallb(cfg: StackConfig) -> MetalLBConfig:
-    if cfg.metallb is None:
-        raise ValueError("MetalLB needs a K3s stack config (metallb section)")
-    return cfg.metallb
+@dataclass(frozen=True)
+class MetalLBArgs:
+    """Everything MetalLB reads: its own section, the nodes (placement), its chart, the gate image."""
+
+    metallb: MetalLBConfig
+    nodes: tuple[Node, ...]
+    chart: ChartPin
+    gate_image: ImagePin
+
+    @classmethod
+    def from_config(cls, cfg: StackConfig) -> MetalLBArgs:
+        if cfg.metallb is None:
+            raise ValueError("MetalLB needs a K3s stack config (metallb section)")
+        return cls(cfg.metallb, cfg.nodes, cfg.charts["metallb"], gate_image(cfg))
+
+
+def gate_image(cfg: StackConfig) -> ImagePin:
+    """The gate image at the cluster's own K3s version (``v1.34.2+k3s1`` -> tag ``v1.34.2-k3s1``)."""
+    pin = IMAGES["webhookGate"]
+    version = cfg.k3s.version if cfg.k3s is not None else K3S_VERSION
+    return ImagePin(pin.repository, version.replace("+", "-"), pin.build_file, pin.base, pin.shell, pin.tools)
 
 
 def address_text(rng: AddressRange) -> str:
@@ -71,9 +94,9 @@ def _pool(pool: AddressPool) -> dict[str, Any]:
     }
 
 
-def custom_resources(cfg: StackConfig) -> list[dict[str, Any]]:
+def custom_resources(args: MetalLBArgs) -> list[dict[str, Any]]:
     """Pools first, then their advertisements and the BGP peers (manifests, in creation order)."""
-    metallb = _metallb(cfg)
+    metallb = args.metallb
     out = [_pool(p) for p in metallb.pools]
     for pool in metallb.pools:
         if pool.advertise == "l2":
@@ -97,13 +120,13 @@ def custom_resources(cfg: StackConfig) -> list[dict[str, Any]]:
     return out
 
 
-def values(cfg: StackConfig) -> dict[str, Any]:
+def values(args: MetalLBArgs) -> dict[str, Any]:
     """metallb chart values: controller on the control tier, speakers on every node."""
-    metallb = _metallb(cfg)
+    metallb = args.metallb
     bgp = bool(metallb.bgp_peers)
-    speakers = kube.everywhere(cfg.nodes)
+    speakers = kube.everywhere(args.nodes)
     out: dict[str, Any] = {
-        "controller": kube.control_tier(cfg.nodes).values(),
+        "controller": kube.control_tier(args.nodes).values(),
         # tolerateMaster (default) covers control-plane taints; the stack's own taints here.
         "speaker": speakers.values(),
         # frr-k8s is the BGP backend: an extra DaemonSet that only BGP needs.
@@ -125,24 +148,13 @@ def webhook_probe() -> dict[str, Any]:
 
 def webhook_gate_script() -> str:
     """Retry a server-side dry-run create of ``$PROBE`` until the webhook answers, bounded."""
-    return f"""set -u
-deadline=$((SECONDS + {WEBHOOK_WAIT_SECONDS}))
-until out=$(printf '%s' "$PROBE" | kubectl create --dry-run=server -o name -f - 2>&1); do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "the MetalLB webhook did not answer within {WEBHOOK_WAIT_SECONDS}s: $out" >&2
-    exit 1
-  fi
-  echo "waiting for the MetalLB webhook: $out"
-  sleep 5
-done
-echo "the MetalLB webhook answers: $out"
-"""
+    return importlib.resources.files("components").joinpath(WEBHOOK_GATE_SCRIPT).read_text()
 
 
-def kubectl_image(cfg: StackConfig) -> str:
-    """registry.k8s.io/kubectl at the cluster's Kubernetes version (``v1.34.2+k3s1`` -> ``v1.34.2``)."""
-    version = cfg.k3s.version if cfg.k3s is not None else K3S_VERSION
-    return f"{KUBECTL_IMAGE}:{version.split('+', 1)[0]}"
+def values_digest(args: MetalLBArgs) -> str:
+    """sha256 of the chart version and values: the gate runs again whenever either changes."""
+    text = json.dumps({"version": args.chart.version, "values": values(args)}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def webhook_gate_rbac() -> list[dict[str, Any]]:
@@ -158,25 +170,31 @@ def webhook_gate_rbac() -> list[dict[str, Any]]:
     ]
 
 
-def webhook_gate_job(cfg: StackConfig) -> dict[str, Any]:
+def webhook_gate_job(args: MetalLBArgs) -> dict[str, Any]:
     """The Job that completes once the MetalLB webhook answers (Pulumi awaits Job completion).
 
-    The chart version is in the pod template, so a chart upgrade (a new controller pod) replaces
-    the Job and the custom resources are gated again.
+    The chart version and a digest of the values are in the pod template, so an upgrade or a
+    values change (either may roll the controller) replaces the Job and the custom resources
+    are gated again.
     """
+    image = args.gate_image
+    if image.shell is None:
+        raise ValueError(f"{image.ref} has no shell ({image.build_file}); the gate script cannot run there")
     pod: dict[str, Any] = {
         "serviceAccountName": WEBHOOK_GATE_NAME,
         "restartPolicy": "Never",
         "containers": [{
             "name": "wait-for-webhook",
-            "image": kubectl_image(cfg),
-            "command": ["/bin/bash", "-c", webhook_gate_script()],
+            "image": image.ref,
+            "command": [image.shell, "-c", webhook_gate_script()],
             "env": [
                 {"name": "PROBE", "value": json.dumps(webhook_probe(), sort_keys=True, separators=(",", ":"))},
-                {"name": "METALLB_CHART_VERSION", "value": cfg.charts["metallb"].version},
+                {"name": "WAIT_SECONDS", "value": str(WEBHOOK_WAIT_SECONDS)},
+                {"name": "METALLB_CHART_VERSION", "value": args.chart.version},
+                {"name": "METALLB_VALUES_SHA256", "value": values_digest(args)},
             ],
         }],
-        **kube.control_tier(cfg.nodes).values(),
+        **kube.control_tier(args.nodes).values(),
     }
     return {
         "apiVersion": "batch/v1", "kind": "Job",
@@ -189,12 +207,12 @@ def webhook_gate_job(cfg: StackConfig) -> dict[str, Any]:
     }
 
 
-def release_spec(cfg: StackConfig) -> kube.ReleaseSpec:
-    return kube.ReleaseSpec(RELEASE_NAME, cfg.charts["metallb"], NAMESPACE, values(cfg))
+def release_spec(args: MetalLBArgs) -> kube.ReleaseSpec:
+    return kube.ReleaseSpec(RELEASE_NAME, args.chart, NAMESPACE, values(args))
 
 
-def release_args(cfg: StackConfig) -> k8s.helm.v3.ReleaseArgs:
-    return release_spec(cfg).args()
+def release_args(args: MetalLBArgs) -> k8s.helm.v3.ReleaseArgs:
+    return release_spec(args).args()
 
 
 def _resource_name(name: str, manifest: dict[str, Any]) -> str:
@@ -206,14 +224,14 @@ class MetalLB(pulumi.ComponentResource):  # type: ignore[misc]
 
     ready: pulumi.Output[bool]
 
-    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: MetalLBArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:metallb:MetalLB", name, None, opts)
         ns = kube.namespace(f"{name}-namespace", NAMESPACE, kube.child_options(self, opts))
-        chart = kube.release(f"{name}-chart", release_spec(cfg), ns, kube.child_options(self, opts))
-        gate = self._webhook_gate(name, cfg, ns, chart, opts)
+        chart = kube.release(f"{name}-chart", release_spec(args), ns, kube.child_options(self, opts))
+        gate = self._webhook_gate(name, args, ns, chart, opts)
         pools: list[pulumi.Resource] = []
         created: list[pulumi.Output[Any]] = []
-        for manifest in custom_resources(cfg):
+        for manifest in custom_resources(args):
             after = [chart, gate] if manifest["kind"] == "IPAddressPool" else [chart, gate, *pools]
             cr = k8s.apiextensions.CustomResource(
                 _resource_name(name, manifest), api_version=manifest["apiVersion"], kind=manifest["kind"],
@@ -226,7 +244,7 @@ class MetalLB(pulumi.ComponentResource):  # type: ignore[misc]
         self.ready = kube.ready_when(*created)
         self.register_outputs({"ready": self.ready})
 
-    def _webhook_gate(self, name: str, cfg: StackConfig, ns: k8s.core.v1.Namespace, chart: pulumi.Resource,
+    def _webhook_gate(self, name: str, args: MetalLBArgs, ns: k8s.core.v1.Namespace, chart: pulumi.Resource,
                       opts: pulumi.ResourceOptions | None) -> k8s.batch.v1.Job:
         """The RBAC and the Job that completes once the validating webhook answers."""
         sa_m, role_m, binding_m = webhook_gate_rbac()
@@ -242,7 +260,7 @@ class MetalLB(pulumi.ComponentResource):  # type: ignore[misc]
             f"{name}-webhook-gate-binding", metadata=meta(binding_m), role_ref=binding_m["roleRef"],
             subjects=binding_m["subjects"], opts=kube.child_options(self, opts, sa, role),
         )
-        job = webhook_gate_job(cfg)
+        job = webhook_gate_job(args)
         return k8s.batch.v1.Job(
             f"{name}-webhook-gate", metadata=meta(job), spec=job["spec"],
             opts=kube.child_options(self, opts, chart, binding).merge(pulumi.ResourceOptions(

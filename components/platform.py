@@ -1,14 +1,18 @@
 """The platform layer: the cluster add-ons on one Kubernetes provider, in dependency order.
 
 ```
-K3s:     Calico ──► MetalLB      (in parallel after the CNI)
-                └─► storage      (Longhorn | OpenEBS)
-Gardener:           storage      (Cinder; the shoot brings its CNI and load balancers)
+K3s:     Calico ──► MetalLB ──► Traefik ──► cert-manager + ClusterIssuer
+                ├─► storage      (Longhorn | OpenEBS)
+                └─► snapshots    (CRDs, controller, VolumeSnapshotClass)
+Gardener:           storage      (Cinder, read from the shoot), Traefik ──► cert-manager
 ```
 The provider arrives through ``opts`` (``providers=[k8s_provider]``) and reaches every child
-by inheritance. Each add-on exposes ``ready``; the layer's ``ready`` resolves once all of
-them have. Later add-ons (Vault, Argo CD) go after `storage` and `load_balancer` the same way:
-``ResourceOptions(parent=self, depends_on=self.after_base())``.
+by inheritance; so does ``deleted_with`` (the cluster), forwarded by `kube.child_options`.
+Each add-on takes its own frozen args type, built here from the stack config
+(``CalicoArgs.from_config(cfg)``, ...), and exposes ``ready``; the layer's ``ready`` resolves
+once all of them have. Later add-ons (Vault, Argo CD) go after `after_base` the same way:
+``ResourceOptions(parent=self, depends_on=self.after_base())``, and use `ingress_class` and
+`cluster_issuer` for their UI ingresses.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import TypeVar
 
 import pulumi
 
-from components import calico, metallb, storage
+from components import calico, certs, ingress, metallb, snapshots, storage
 from components.config import StackConfig
 
 C = TypeVar("C", bound=pulumi.ComponentResource)
@@ -31,30 +35,62 @@ def plan(cfg: StackConfig) -> tuple[str, ...]:
     if metallb.applies(cfg):
         steps.append("metallb")
     steps.append(cfg.storage.kind)
+    if snapshots.applies(cfg):
+        steps.append("snapshots")
+    if ingress.applies(cfg):
+        steps.append("traefik")
+    if certs.applies(cfg):
+        steps.append("cert-manager")
     return tuple(steps)
 
 
 class PlatformLayer(pulumi.ComponentResource):  # type: ignore[misc]
-    """Calico, MetalLB and storage on the cluster behind the provider in ``opts``."""
+    """Calico, MetalLB, storage, snapshots, Traefik and cert-manager on the cluster behind ``opts``."""
 
     ready: pulumi.Output[bool]
     cni: calico.Calico | None
     load_balancer: metallb.MetalLB | None
     storage: storage.StorageComponent
+    snapshots: snapshots.Snapshots | None
+    ingress: ingress.Traefik | None
+    certs: certs.CertManager | None
+    # For the UI ingresses of later add-ons: None when the stack switches ingress/certs off.
+    ingress_class: str | None
+    cluster_issuer: str | None
 
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:platform:Layer", name, None, opts)
+        self._deleted_with = opts.deleted_with if opts is not None else None
         self.addons: dict[str, pulumi.ComponentResource] = {}
         self.cni = None
         self.load_balancer = None
+        self.snapshots = None
+        self.ingress = None
+        self.certs = None
+        self.ingress_class = None
+        self.cluster_issuer = None
         if calico.applies(cfg):
-            self.cni = self._add("calico", calico.Calico(f"{name}-calico", cfg, self._after()))
+            self.cni = self._add("calico", calico.Calico(
+                f"{name}-calico", calico.CalicoArgs.from_config(cfg), self._after()))
         # Everything else needs pod networking; MetalLB and storage do not need each other.
         if metallb.applies(cfg):
-            self.load_balancer = self._add("metallb", metallb.MetalLB(f"{name}-metallb", cfg, self._after(self.cni)))
-        self.storage = self._add(
-            "storage", storage.storage_component(f"{name}-storage", cfg, self._after(self.cni))
-        )
+            self.load_balancer = self._add("metallb", metallb.MetalLB(
+                f"{name}-metallb", metallb.MetalLBArgs.from_config(cfg), self._after(self.cni)))
+        self.storage = self._add("storage", storage.storage_component(
+            f"{name}-storage", storage.StorageArgs.from_config(cfg), self._after(self.cni)))
+        if snapshots.applies(cfg):
+            self.snapshots = self._add("snapshots", snapshots.Snapshots(
+                f"{name}-snapshots", snapshots.SnapshotArgs.from_config(cfg), self._after(self.cni)))
+        if ingress.applies(cfg):
+            # After MetalLB: its address pool must exist before the Service asks for the address.
+            self.ingress = self._add("ingress", ingress.Traefik(
+                f"{name}-ingress", ingress.IngressArgs.from_config(cfg), self._after(self.cni, self.load_balancer)))
+            self.ingress_class = self.ingress.ingress_class
+        if certs.applies(cfg):
+            # After Traefik: HTTP-01 challenges are served through its ingress class.
+            self.certs = self._add("certs", certs.CertManager(
+                f"{name}-certs", certs.CertsArgs.from_config(cfg), self._after(self.cni, self.ingress)))
+            self.cluster_issuer = self.certs.cluster_issuer
         self.ready = pulumi.Output.all(*[a.ready for a in self.addons.values()]).apply(
             lambda flags: all(flags)
         )
@@ -65,7 +101,8 @@ class PlatformLayer(pulumi.ComponentResource):  # type: ignore[misc]
         return component
 
     def _after(self, *components: pulumi.ComponentResource | None) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, depends_on=[c for c in components if c is not None])
+        return pulumi.ResourceOptions(parent=self, depends_on=[c for c in components if c is not None],
+                                      deleted_with=self._deleted_with)
 
     def after_base(self) -> list[pulumi.Resource]:
         """What an add-on that needs networking, load balancing and volumes waits for."""

@@ -12,22 +12,32 @@ none), and replica counts that the storage nodes can hold.
   (replicated NVMe-oF; needs >= 3 storage nodes, 2 MiB hugepages and ``nvme_tcp``). Mayastor
   DiskPools name per-node block devices, which the config does not describe yet: create them
   after install (``kubectl mayastor create pool`` or DiskPool resources).
-- Cinder: Gardener's OpenStack extension already ships the ``default`` StorageClass
-  (cinder.csi.openstack.org) as the only default and reconciles it; nothing is installed.
+- Cinder: Gardener's OpenStack extension creates the shoot's StorageClasses from the cloud
+  profile and reconciles them; nothing is installed. The stack names the class it relies on
+  (``storage.cinder.storageClass``/``provisioner``, default ``default``/cinder.csi.openstack.org),
+  and `Cinder` reads that class from the shoot's API at deploy time and fails, naming the key,
+  when it is missing, has another provisioner or is not the default.
+
+Teardown: Longhorn's pre-delete Job refuses to uninstall unless ``deletingConfirmationFlag`` is
+set (``storage.longhorn.allowUninstall``, README "Removing Longhorn"). Destroying the whole
+cluster does not need it: every in-cluster object is ``deleted_with`` the cluster.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kube
+from components.config import Cinder as CinderConfig
 from components.config import Longhorn as LonghornConfig
-from components.config import LonghornBackup, Secret, StackConfig
+from components.config import LonghornBackup, Node, Secret, StackConfig, Storage
 from components.config import OpenEBS as OpenEBSConfig
+from components.versions import IMAGES, ChartPin, ImagePin
 
 LONGHORN_NAMESPACE = "longhorn-system"
 OPENEBS_NAMESPACE = "openebs"
@@ -36,13 +46,12 @@ OPENEBS_RELEASE = "openebs"
 BACKUP_SECRET = "longhorn-backup-credentials"  # noqa: S105 - a Secret name, not a value
 KUBELET_DIR = "/var/lib/kubelet"  # K3s's kubelet root
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
-CINDER_CLASS = "default"  # created and reconciled by Gardener's provider-openstack
+LONGHORN_DISKS_ANNOTATION = "node.longhorn.io/default-disks-config"
 # openebs 4.2.0 still references two Bitnami images that Docker Hub stopped serving in 2025
 # (docker.io/bitnami/*: 404). The pre-upgrade hook runs on every `helm upgrade`, so without the
 # kubectl override every later `pulumi up` that changes these values hangs on the hook Job; the
-# etcd image is Mayastor's control-plane store. Same tags, from repositories that still serve them.
-OPENEBS_PRE_UPGRADE_HOOK_REPO = "bitnamilegacy/kubectl"  # tag 1.25.15, as pinned by the chart
-MAYASTOR_ETCD_REPOSITORY = "openebs/etcd"  # tag 3.5.6-debian-11-r10, as pinned by mayastor 2.8.0
+# etcd image is Mayastor's control-plane store. Same tags, from bitnamilegacy, where Bitnami moved
+# every existing versioned tag (versions.IMAGES records both).
 OPENEBS_CLASSES = {
     "hostpath": "openebs-hostpath",
     "lvm": "openebs-lvmpv",
@@ -57,11 +66,38 @@ BACKUP_SECRET_KEYS = {
 }
 
 
-def default_storage_class(cfg: StackConfig) -> str:
+@dataclass(frozen=True)
+class StorageArgs:
+    """Everything the storage components read: the storage section, the nodes, the chosen chart."""
+
+    storage: Storage
+    nodes: tuple[Node, ...] = ()
+    chart: ChartPin | None = None  # longhorn or openebs; None for Cinder
+    cluster_domain: str = "cluster.local"
+
+    @classmethod
+    def from_config(cls, cfg: StackConfig) -> StorageArgs:
+        chart = {"longhorn": "longhorn", "openebs": "openebs"}.get(cfg.storage.kind)
+        return cls(cfg.storage, cfg.nodes, cfg.charts[chart] if chart else None,
+                   cfg.network.cluster_domain if cfg.network is not None else "cluster.local")
+
+    def pin(self) -> ChartPin:
+        if self.chart is None:
+            raise ValueError(f"storage.kind {self.storage.kind} installs no chart")
+        return self.chart
+
+
+def _image_values(pin: ImagePin, repo_key: str = "repository") -> dict[str, str]:
+    """``{registry, repository|repo, tag}`` chart values for an image pin (``docker.io/a/b`` form)."""
+    registry, repository = pin.repository.split("/", 1)
+    return {"registry": registry, repo_key: repository, "tag": pin.tag}
+
+
+def default_storage_class(args: StorageArgs) -> str:
     """The name of the cluster's single default StorageClass."""
-    storage = cfg.storage
+    storage = args.storage
     if storage.kind == "cinder":
-        return CINDER_CLASS
+        return (storage.cinder or CinderConfig()).storage_class
     if storage.kind == "longhorn" and storage.longhorn and storage.longhorn.default_class:
         return "longhorn"
     if storage.kind == "openebs" and storage.openebs and storage.openebs.default_class:
@@ -72,10 +108,10 @@ def default_storage_class(cfg: StackConfig) -> str:
 # -- Longhorn -------------------------------------------------------------------------------
 
 
-def _longhorn(cfg: StackConfig) -> LonghornConfig:
-    if cfg.storage.kind != "longhorn" or cfg.storage.longhorn is None:
+def _longhorn(args: StorageArgs) -> LonghornConfig:
+    if args.storage.kind != "longhorn" or args.storage.longhorn is None:
         raise ValueError("storage.kind is not longhorn")
-    return cfg.storage.longhorn
+    return args.storage.longhorn
 
 
 def backup_secret_keys(backup: LonghornBackup) -> tuple[str, str] | None:
@@ -86,18 +122,21 @@ def backup_secret_keys(backup: LonghornBackup) -> tuple[str, str] | None:
     return BACKUP_SECRET_KEYS[scheme]
 
 
-def longhorn_values(cfg: StackConfig) -> dict[str, Any]:
-    longhorn = _longhorn(cfg)
-    control = kube.control_tier(cfg.nodes)
-    every = kube.everywhere(cfg.nodes)
+def longhorn_values(args: StorageArgs) -> dict[str, Any]:
+    longhorn = _longhorn(args)
+    control = kube.control_tier(args.nodes)
+    every = kube.everywhere(args.nodes)
     replicas = str(longhorn.replica_count)
     settings: dict[str, Any] = {
         "defaultDataPath": longhorn.data_path,
         "defaultReplicaCount": json.dumps({"v1": replicas, "v2": replicas}, separators=(",", ":")),
-        # Disks only on the storage nodes (labelled by Storage.node_labels) when some opt out.
-        "createDefaultDiskLabeledNodes": any(not n.storage for n in cfg.nodes),
+        # Disks only on the storage nodes (labelled by Storage.node_labels) when some opt out,
+        # or when a node's disk comes from its default-disks-config annotation (label "config").
+        "createDefaultDiskLabeledNodes": any(not n.storage for n in args.nodes) or bool(longhorn.node_data_paths),
+        # Longhorn's pre-delete Job uninstalls only with this flag; an intended teardown sets it.
+        "deletingConfirmationFlag": longhorn.allow_uninstall,
     }
-    taints = kube.taint_toleration_setting(cfg.nodes)
+    taints = kube.taint_toleration_setting(args.nodes)
     if taints:
         settings["taintToleration"] = taints  # instance managers, CSI plugin, engine images
     values: dict[str, Any] = {
@@ -122,17 +161,31 @@ def longhorn_values(cfg: StackConfig) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v}
 
 
-def longhorn_release_spec(cfg: StackConfig) -> kube.ReleaseSpec:
-    return kube.ReleaseSpec(LONGHORN_RELEASE, cfg.charts["longhorn"], LONGHORN_NAMESPACE, longhorn_values(cfg))
+def longhorn_release_spec(args: StorageArgs) -> kube.ReleaseSpec:
+    return kube.ReleaseSpec(LONGHORN_RELEASE, args.pin(), LONGHORN_NAMESPACE, longhorn_values(args))
 
 
-def longhorn_release_args(cfg: StackConfig) -> k8s.helm.v3.ReleaseArgs:
-    return longhorn_release_spec(cfg).args()
+def longhorn_release_args(args: StorageArgs) -> k8s.helm.v3.ReleaseArgs:
+    return longhorn_release_spec(args).args()
 
 
-def longhorn_backup_secret(cfg: StackConfig) -> dict[str, Any] | None:
+def longhorn_node_disks(args: StorageArgs) -> dict[str, str]:
+    """Node name -> ``default-disks-config`` annotation, for the nodes with their own disk path.
+
+    Those nodes carry ``node.longhorn.io/create-default-disk=config`` (`Storage.node_labels`),
+    so Longhorn creates exactly the disk the annotation names, instead of ``dataPath``.
+    """
+    longhorn = _longhorn(args)
+    storage_nodes = {n.name for n in args.nodes if n.storage}
+    return {
+        node: json.dumps([{"path": path, "allowScheduling": True}], separators=(",", ":"))
+        for node, path in longhorn.node_data_paths if node in storage_nodes
+    }
+
+
+def longhorn_backup_secret(args: StorageArgs) -> dict[str, Any] | None:
     """The backup credentials Secret manifest (the secret value as a `Secret` config object)."""
-    backup = _longhorn(cfg).backup
+    backup = _longhorn(args).backup
     keys = backup_secret_keys(backup) if backup else None
     if backup is None or keys is None or backup.secret_access_key is None:
         return None
@@ -152,12 +205,19 @@ class Longhorn(pulumi.ComponentResource):  # type: ignore[misc]
     ready: pulumi.Output[bool]
     storage_class: str
 
-    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:storage:Longhorn", name, None, opts)
-        self.storage_class = default_storage_class(cfg)
+        self.storage_class = default_storage_class(args)
         ns = kube.namespace(f"{name}-namespace", LONGHORN_NAMESPACE, kube.child_options(self, opts))
         after: list[pulumi.Resource] = []
-        manifest = longhorn_backup_secret(cfg)
+        for node, disks in longhorn_node_disks(args).items():
+            # Before the chart: Longhorn reads the annotation when it first registers the node.
+            after.append(k8s.core.v1.NodePatch(
+                f"{name}-disks-{node}",
+                metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=node, annotations={LONGHORN_DISKS_ANNOTATION: disks}),
+                opts=kube.child_options(self, opts),
+            ))
+        manifest = longhorn_backup_secret(args)
         if manifest is not None:
             string_data = {
                 k: pulumi.Output.secret(v.value) if isinstance(v, Secret) else v
@@ -168,7 +228,7 @@ class Longhorn(pulumi.ComponentResource):  # type: ignore[misc]
                     name=manifest["metadata"]["name"], namespace=ns.metadata.name),
                 type=manifest["type"], string_data=string_data, opts=kube.child_options(self, opts),
             ))
-        chart = kube.release(f"{name}-chart", longhorn_release_spec(cfg), ns, kube.child_options(self, opts, *after))
+        chart = kube.release(f"{name}-chart", longhorn_release_spec(args), ns, kube.child_options(self, opts, *after))
         self.ready = kube.ready_when(chart.status)
         self.register_outputs({"ready": self.ready, "storageClass": self.storage_class})
 
@@ -176,10 +236,10 @@ class Longhorn(pulumi.ComponentResource):  # type: ignore[misc]
 # -- OpenEBS --------------------------------------------------------------------------------
 
 
-def _openebs(cfg: StackConfig) -> OpenEBSConfig:
-    if cfg.storage.kind != "openebs" or cfg.storage.openebs is None:
+def _openebs(args: StorageArgs) -> OpenEBSConfig:
+    if args.storage.kind != "openebs" or args.storage.openebs is None:
         raise ValueError("storage.kind is not openebs")
-    return cfg.storage.openebs
+    return args.storage.openebs
 
 
 def mayastor_hugepages(openebs: OpenEBSConfig) -> str:
@@ -187,12 +247,12 @@ def mayastor_hugepages(openebs: OpenEBSConfig) -> str:
     return f"{openebs.mayastor_hugepages * 2}Mi"
 
 
-def openebs_values(cfg: StackConfig) -> dict[str, Any]:
+def openebs_values(args: StorageArgs) -> dict[str, Any]:
     """openebs umbrella values: the chosen engine only, no telemetry, tiers for placement."""
-    openebs = _openebs(cfg)
+    openebs = _openebs(args)
     engine = openebs.engine
-    control = kube.control_tier(cfg.nodes)
-    every = kube.everywhere(cfg.nodes)
+    control = kube.control_tier(args.nodes)
+    every = kube.everywhere(args.nodes)
     values: dict[str, Any] = {
         "engines": {
             "local": {"lvm": {"enabled": engine == "lvm"}, "zfs": {"enabled": engine == "zfs"}},
@@ -209,7 +269,7 @@ def openebs_values(cfg: StackConfig) -> dict[str, Any]:
             },
             "analytics": {"enabled": False},
         },
-        "preUpgradeHook": {"image": {"repo": OPENEBS_PRE_UPGRADE_HOOK_REPO}},
+        "preUpgradeHook": {"image": _image_values(IMAGES["openebsPreUpgradeHook"], "repo")},
     }
     if engine == "lvm":
         values["lvm-localpv"] = {
@@ -220,10 +280,9 @@ def openebs_values(cfg: StackConfig) -> dict[str, Any]:
             "zfsController": control.values(), "zfsNode": every.values(), "analytics": {"enabled": False},
         }
     if engine == "mayastor":
-        assert cfg.network is not None
         hugepages = mayastor_hugepages(openebs)
         mayastor: dict[str, Any] = {
-            "etcd": {"clusterDomain": cfg.network.cluster_domain, "image": {"repository": MAYASTOR_ETCD_REPOSITORY}},
+            "etcd": {"clusterDomain": args.cluster_domain, "image": _image_values(IMAGES["mayastorEtcd"])},
             "io_engine": {
                 "resources": {"limits": {"hugepages2Mi": hugepages}, "requests": {"hugepages2Mi": hugepages}},
             },
@@ -239,17 +298,17 @@ def openebs_values(cfg: StackConfig) -> dict[str, Any]:
     return values
 
 
-def openebs_release_spec(cfg: StackConfig) -> kube.ReleaseSpec:
-    return kube.ReleaseSpec(OPENEBS_RELEASE, cfg.charts["openebs"], OPENEBS_NAMESPACE, openebs_values(cfg))
+def openebs_release_spec(args: StorageArgs) -> kube.ReleaseSpec:
+    return kube.ReleaseSpec(OPENEBS_RELEASE, args.pin(), OPENEBS_NAMESPACE, openebs_values(args))
 
 
-def openebs_release_args(cfg: StackConfig) -> k8s.helm.v3.ReleaseArgs:
-    return openebs_release_spec(cfg).args()
+def openebs_release_args(args: StorageArgs) -> k8s.helm.v3.ReleaseArgs:
+    return openebs_release_spec(args).args()
 
 
-def storage_classes(cfg: StackConfig) -> list[dict[str, Any]]:
+def storage_classes(args: StorageArgs) -> list[dict[str, Any]]:
     """StorageClasses the engine charts do not create (LVM, ZFS, Mayastor), as manifests."""
-    openebs = _openebs(cfg)
+    openebs = _openebs(args)
     engine = openebs.engine
     if engine == "hostpath":
         return []  # the chart's openebs-hostpath class
@@ -281,13 +340,13 @@ class OpenEBS(pulumi.ComponentResource):  # type: ignore[misc]
     ready: pulumi.Output[bool]
     storage_class: str
 
-    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:storage:OpenEBS", name, None, opts)
-        self.storage_class = default_storage_class(cfg)
+        self.storage_class = default_storage_class(args)
         ns = kube.namespace(f"{name}-namespace", OPENEBS_NAMESPACE, kube.child_options(self, opts))
-        chart = kube.release(f"{name}-chart", openebs_release_spec(cfg), ns, kube.child_options(self, opts))
+        chart = kube.release(f"{name}-chart", openebs_release_spec(args), ns, kube.child_options(self, opts))
         created: list[pulumi.Output[Any]] = [chart.status]
-        for sc in storage_classes(cfg):
+        for sc in storage_classes(args):
             created.append(k8s.storage.v1.StorageClass(
                 f"{name}-class-{sc['metadata']['name']}",
                 metadata=sc["metadata"], provisioner=sc["provisioner"], parameters=sc["parameters"],
@@ -301,29 +360,57 @@ class OpenEBS(pulumi.ComponentResource):  # type: ignore[misc]
 # -- Cinder ---------------------------------------------------------------------------------
 
 
-class Cinder(pulumi.ComponentResource):  # type: ignore[misc]
-    """Cinder on a Gardener shoot: the extension's ``default`` class is already the single default.
+def check_cinder_class(cinder: CinderConfig, provisioner: str | None, annotations: dict[str, str] | None) -> None:
+    """Raise, naming the config key, when the shoot's class is not what the stack relies on.
 
-    Nothing is applied: Gardener reconciles its StorageClasses (a second default here would
-    make two), so this only records the class for the components that need its name.
+    A StorageClass always has a provisioner (the API requires it), so None means the class was
+    not read (an offline run under mocks): nothing to compare.
+    """
+    key = "platform:storage.cinder"
+    if provisioner is not None and provisioner != cinder.provisioner:
+        raise ValueError(f"{key}.provisioner: the shoot's StorageClass {cinder.storage_class!r} is provisioned by "
+                         f"{provisioner!r}, not {cinder.provisioner!r}; set {key}.provisioner to {provisioner!r} "
+                         "or name the right class in storageClass")
+    if provisioner is not None and (annotations or {}).get(DEFAULT_CLASS_ANNOTATION) != "true":
+        raise ValueError(f"{key}.storageClass: {cinder.storage_class!r} is not the shoot's default StorageClass "
+                         "(the cloud profile decides); name the default class, which PVCs without a class get")
+
+
+class Cinder(pulumi.ComponentResource):  # type: ignore[misc]
+    """Cinder on a Gardener shoot: the class the stack names, read from the shoot and checked.
+
+    Nothing is applied: Gardener reconciles its StorageClasses from the cloud profile (a second
+    default here would make two). The class is read (``StorageClass.get``, during preview too)
+    and `ready` fails when it is missing, has another provisioner or is not the default.
     """
 
     ready: pulumi.Output[bool]
     storage_class: str
 
-    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:storage:Cinder", name, None, opts)
-        self.storage_class = default_storage_class(cfg)
-        self.ready = pulumi.Output.from_input(True)
+        cinder = args.storage.cinder or CinderConfig()
+        self.storage_class = default_storage_class(args)
+        read = k8s.storage.v1.StorageClass.get(f"{name}-class", cinder.storage_class,
+                                               opts=pulumi.ResourceOptions(parent=self))
+
+        def check(values: list[Any]) -> bool:
+            provisioner, metadata = values
+            annotations = metadata.get("annotations") if isinstance(metadata, dict) else getattr(
+                metadata, "annotations", None)
+            check_cinder_class(cinder, provisioner, annotations)
+            return True
+
+        self.ready = pulumi.Output.all(read.provisioner, read.metadata).apply(check)
         self.register_outputs({"ready": self.ready, "storageClass": self.storage_class})
 
 
 StorageComponent = Longhorn | OpenEBS | Cinder
 
 
-def storage_component(name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> StorageComponent:
-    """The storage component for `cfg.storage.kind`."""
+def storage_component(name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> StorageComponent:
+    """The storage component for `args.storage.kind`."""
     kinds: dict[str, type[Longhorn] | type[OpenEBS] | type[Cinder]] = {
         "longhorn": Longhorn, "openebs": OpenEBS, "cinder": Cinder,
     }
-    return kinds[cfg.storage.kind](name, cfg, opts)
+    return kinds[args.storage.kind](name, args, opts)

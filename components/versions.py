@@ -31,4 +31,80 @@ CHARTS: dict[str, ChartPin] = {
     "openebs": ChartPin("openebs", "4.2.0", "https://openebs.github.io/openebs"),
     "vault": ChartPin("vault", "0.34.1", "https://helm.releases.hashicorp.com"),
     "argocd": ChartPin("argo-cd", "10.1.1", "https://argoproj.github.io/argo-helm"),
+    # The write-up's entry point: Traefik (ingress) and cert-manager (certificates).
+    "traefik": ChartPin("traefik", "41.3.0", "https://traefik.github.io/charts"),
+    "certManager": ChartPin("cert-manager", "v1.21.1", "https://charts.jetstack.io"),
 }
+
+
+# -- images the program adds itself (not through a chart's own values) ----------------------
+
+
+@dataclass(frozen=True)
+class ImagePin:
+    """A container image the program runs, with the facts of its upstream build definition.
+
+    `shell` is the path of the shell the image really contains (None: none at all). A
+    container that runs a script must use an image whose recorded `shell` is that script's
+    interpreter; tests/addons/test_images.py enforces it for every container the program adds.
+    """
+
+    repository: str
+    tag: str
+    build_file: str  # upstream build definition the facts below were read from
+    base: str  # base of the final stage
+    shell: str | None
+    tools: tuple[str, ...] = ()  # the commands the program's scripts use, as the build provides them
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+IMAGES: dict[str, ImagePin] = {
+    # MetalLB's webhook gate: the K3s image of the cluster's own version. k3s-io/k3s
+    # package/Dockerfile: final stage FROM scratch, filled from k3s-root's busybox userland
+    # (its `collect` stage runs RUN steps, so /bin/sh exists; root's shell is /bin/sh);
+    # scripts/build links bin/kubectl -> k3s. So kubectl, sh, printf, sleep and date are there.
+    # k3s's kubectl (pkg/kubectl/main.go) only prefers /etc/rancher/k3s/k3s.yaml when it exists;
+    # in a pod it does not, so kubectl uses the pod's ServiceAccount (in-cluster config).
+    "webhookGate": ImagePin(
+        "docker.io/rancher/k3s", K3S_VERSION.replace("+", "-"), "k3s-io/k3s:package/Dockerfile",
+        "scratch + k3s-root (busybox)", "/bin/sh", ("kubectl", "printf", "sleep", "date"),
+    ),
+    # Recorded so nobody goes back to it for a script: distroless, no shell, no printf/sleep
+    # (kubernetes/release images/build/kubectl: gcr.io/distroless/static base, kubectl only).
+    "kubectl": ImagePin(
+        "registry.k8s.io/kubectl", K3S_VERSION.split("+", 1)[0], "kubernetes/release:images/build/kubectl",
+        "distroless/static", None, ("kubectl",),
+    ),
+    # Mayastor's etcd (openebs 4.2.0's mayastor pins bitnami/etcd:3.5.6-debian-11-r10, which
+    # Docker Hub stopped serving in 2025). Bitnami moved every existing versioned tag to
+    # docker.io/bitnamilegacy unchanged (bitnami/charts#35164); OpenEBS itself switched to it
+    # (openebs/mayastor-extensions#718), and etcd-io/discovery.etcd.io#83 (2026) restored service
+    # with bitnamilegacy/etcd:3.5.4-debian-11-r3, an older debian-11 tag of the same series. The
+    # previous override, openebs/etcd, is OpenEBS's re-push for mayastor 2.10's newer etcd tag
+    # (mayastor-extensions#723): that it carries 3.5.6-debian-11-r10 is not verifiable.
+    "mayastorEtcd": ImagePin(
+        "docker.io/bitnamilegacy/etcd", "3.5.6-debian-11-r10",
+        "bitnami/containers:bitnami/etcd/3.5/debian-11/Dockerfile", "bitnami/minideb:bullseye", "/bin/bash",
+    ),
+    "openebsPreUpgradeHook": ImagePin(
+        "docker.io/bitnamilegacy/kubectl", "1.25.15", "bitnami/containers:bitnami/kubectl/1.25/debian-11/Dockerfile",
+        "bitnami/minideb:bullseye", "/bin/bash",
+    ),
+    # The CSI snapshot controller: the tag the v8.6.0 deploy manifest itself runs
+    # (deploy/kubernetes/snapshot-controller/setup-snapshot-controller.yaml at v8.6.0 says v8.5.0).
+    "snapshotController": ImagePin(
+        "registry.k8s.io/sig-storage/snapshot-controller", "v8.5.0",
+        "kubernetes-csi/external-snapshotter:cmd/snapshot-controller/Dockerfile", "distroless/static", None,
+    ),
+}
+
+# The snapshot CRDs, applied from the pinned upstream tag (plain manifests, no chart).
+EXTERNAL_SNAPSHOTTER_VERSION = "v8.6.0"
+SNAPSHOT_CRD_URL = (
+    "https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/"
+    f"{EXTERNAL_SNAPSHOTTER_VERSION}/client/config/crd/snapshot.storage.k8s.io_{{plural}}.yaml"
+)
+SNAPSHOT_CRD_PLURALS = ("volumesnapshotclasses", "volumesnapshotcontents", "volumesnapshots")

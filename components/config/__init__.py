@@ -29,6 +29,7 @@ from components.config.addons import (
     BgpPeer,
     Calico,
     ChartVersions,
+    Cinder,
     Longhorn,
     LonghornBackup,
     MetalLB,
@@ -40,6 +41,7 @@ from components.config.addons import (
     parse_metallb,
     parse_storage,
 )
+from components.config.certs import Certs, Issuer, parse_certs
 from components.config.cluster import (
     INTERFACE_RE,
     K3S_VERSION_RE,
@@ -60,6 +62,7 @@ from components.config.cluster import (
     parse_nodes,
     parse_ssh,
 )
+from components.config.ingress import Ingress, parse_ingress
 from components.config.network import Network, parse_network
 from components.config.reader import NAMESPACE, Reader, Secret, secret_command, suggest
 from components.netaddr import DNS_LABEL_RE
@@ -81,6 +84,8 @@ class StackConfig:
     calico: Calico | None = None
     metallb: MetalLB | None = None
     cleura: Any = None  # components.gardener.spec.CleuraConfig
+    ingress: Ingress = field(default_factory=Ingress)
+    certs: Certs = field(default_factory=Certs)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -94,9 +99,9 @@ class StackConfig:
 
 TOP_LEVEL_KEYS = (
     "clusterName", "clusterKind", "nodes", "ssh", "network", "k3s", "calico", "metallb", "storage",
-    "versions", "cleura",
+    "versions", "cleura", "ingress", "certs",
 )
-SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey")
+SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey", "certsDns01Token")
 
 
 def _decode(value: object) -> object:
@@ -177,6 +182,8 @@ def parse_stack_config(
 
         cleura = parse_cleura(top.raw("cleura"), top_key_path("cleura"), problems)
         storage = parse_storage(top, "cinder", kind, (), secrets)
+        ingress = parse_ingress(top, kind, None)
+        certs = parse_certs(top, ingress, secrets)
         for unused in ("nodes", "ssh", "network", "k3s", "calico", "metallb"):
             if top.has(unused):
                 top.error(unused, "does not apply to clusterKind 'cleura' (Gardener runs the nodes, CNI and "
@@ -191,7 +198,7 @@ def parse_stack_config(
         top.finish()
         problems.raise_if_any()
         return StackConfig(project, stack, cluster_name, "cleura", charts, storage, cleura=cleura,
-                           warnings=tuple(problems.warnings))
+                           ingress=ingress, certs=certs, warnings=tuple(problems.warnings))
 
     if top.has("cleura"):
         top.error("cleura", "applies only to clusterKind 'cleura'")
@@ -230,12 +237,14 @@ def parse_stack_config(
             if any(r.contains(k3s.vip.address) for r in pool.addresses):
                 problems.error(f"{NAMESPACE}:metallb.pools", f"pool {pool.name} contains the API VIP {k3s.vip.address}")
     storage = parse_storage(top, "longhorn", kind, nodes, secrets)
+    ingress = parse_ingress(top, kind, metallb)
+    certs = parse_certs(top, ingress, secrets)
     versions_r.finish()
     top.finish()
     problems.raise_if_any()
     return StackConfig(
         project, stack, cluster_name, "k3s", charts, storage, nodes, network, ssh, k3s, calico, metallb,
-        warnings=tuple(problems.warnings),
+        ingress=ingress, certs=certs, warnings=tuple(problems.warnings),
     )
 
 
@@ -253,9 +262,45 @@ def load_stack_config() -> StackConfig:
 
 
 __all__ = [
-    "AUTODETECTION_METHODS", "CALICO_ENCAPSULATIONS", "CHART_VERSION_RE", "INTERFACE_RE", "K3S_VERSION_RE",
-    "LABEL_KEY_RE", "LABEL_VALUE_RE", "LONGHORN_DISK_LABEL", "MAYASTOR_LABEL", "NAMESPACE", "RESERVED_ASNS",
-    "TAINT_RE", "AddressPool", "Airgap", "Bastion", "BgpPeer", "Calico", "ChartVersions", "ConfigError", "Etcd",
-    "EtcdS3", "K3s", "Longhorn", "LonghornBackup", "MetalLB", "Network", "Node", "OpenEBS", "Secret", "Ssh",
-    "StackConfig", "Storage", "Taint", "Vip", "load_stack_config", "parse_stack_config", "secret_command",
+    "AUTODETECTION_METHODS",
+    "CALICO_ENCAPSULATIONS",
+    "CHART_VERSION_RE",
+    "INTERFACE_RE",
+    "K3S_VERSION_RE",
+    "LABEL_KEY_RE",
+    "LABEL_VALUE_RE",
+    "LONGHORN_DISK_LABEL",
+    "MAYASTOR_LABEL",
+    "NAMESPACE",
+    "RESERVED_ASNS",
+    "TAINT_RE",
+    "AddressPool",
+    "Airgap",
+    "Bastion",
+    "BgpPeer",
+    "Calico",
+    "Certs",
+    "ChartVersions",
+    "Cinder",
+    "ConfigError",
+    "Etcd",
+    "EtcdS3",
+    "Ingress",
+    "Issuer",
+    "K3s",
+    "Longhorn",
+    "LonghornBackup",
+    "MetalLB",
+    "Network",
+    "Node",
+    "OpenEBS",
+    "Secret",
+    "Ssh",
+    "StackConfig",
+    "Storage",
+    "Taint",
+    "Vip",
+    "load_stack_config",
+    "parse_stack_config",
+    "secret_command",
 ]

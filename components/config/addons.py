@@ -28,6 +28,7 @@ from components.netaddr import (
 from components.problems import Problems
 
 CHART_VERSION_RE = r"v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?"
+ABSOLUTE_PATH_RE = r"/[A-Za-z0-9._/-]*"
 
 
 def calico_runs_bird(encapsulation: str) -> bool:
@@ -87,6 +88,25 @@ class Longhorn:
     rwx: bool = True
     gitops_managed: bool = False
     backup: LonghornBackup | None = None
+    # Sets the chart's deletingConfirmationFlag: without it Longhorn's pre-delete Job refuses to
+    # uninstall. Only an intended teardown sets it (README "Removing Longhorn").
+    allow_uninstall: bool = False
+    # Per-node disk paths, overriding data_path on the named nodes: ((node, path), ...).
+    node_data_paths: tuple[tuple[str, str], ...] = ()
+    # The data path must be a separate mount (a dedicated disk), checked on the host.
+    dedicated_disk: bool = False
+
+    def data_path_for(self, node: str) -> str:
+        """The Longhorn disk path on `node` (its own override, else the stack's dataPath)."""
+        return dict(self.node_data_paths).get(node, self.data_path)
+
+
+@dataclass(frozen=True)
+class Cinder:
+    """The shoot's StorageClass the stack relies on (read from the API and checked at deploy)."""
+
+    storage_class: str = "default"
+    provisioner: str = "cinder.csi.openstack.org"
 
 
 @dataclass(frozen=True)
@@ -109,6 +129,18 @@ class Storage:
     kind: Literal["longhorn", "openebs", "cinder"]
     longhorn: Longhorn | None = None
     openebs: OpenEBS | None = None
+    cinder: Cinder | None = None
+    snapshots: bool = True  # CSI snapshot CRDs, controller and a VolumeSnapshotClass (K3s)
+
+    def longhorn_mounts(self, nodes: tuple[Node, ...]) -> tuple[tuple[str, str], ...]:
+        """(node, path) pairs whose path must be a separate mount, for the K3s host check.
+
+        Non-empty only with ``storage.longhorn.dedicatedDisk``: every storage node's Longhorn
+        disk path. The K3s host preparation verifies each with ``mountpoint -q`` (TODO there).
+        """
+        if self.kind != "longhorn" or self.longhorn is None or not self.longhorn.dedicated_disk:
+            return ()
+        return tuple((n.name, self.longhorn.data_path_for(n.name)) for n in nodes if n.storage)
 
     def node_labels(self, node: Node) -> dict[str, str]:
         """Labels this storage choice needs on `node` (merged into its K3s node labels).
@@ -118,6 +150,9 @@ class Storage:
         """
         if not node.storage:
             return {}
+        if self.kind == "longhorn" and self.longhorn and node.name in dict(self.longhorn.node_data_paths):
+            # "config": Longhorn creates the disk that the node's default-disks-config annotation names.
+            return {LONGHORN_DISK_LABEL: "config"}
         if self.kind == "longhorn":
             return {LONGHORN_DISK_LABEL: "true"}
         if self.kind == "openebs" and self.openebs and self.openebs.engine == "mayastor":
@@ -306,12 +341,32 @@ def parse_storage(top: Reader, kind_default: str, cluster_kind: str, nodes: tupl
                                    f"{secret_command('longhornBackupSecretKey')}")
             if target:
                 backup = LonghornBackup(target, access, endpoint, secret)
+        node_paths: list[tuple[str, str]] = []
+        names = {n.name: n for n in nodes}
+        for node_name, path in sorted(lr.string_map("nodeDataPaths").items()):
+            key = f"nodeDataPaths.{node_name}"
+            if node_name not in names:
+                lr.error(key, f"{describe(node_name)} is not a node in {NAMESPACE}:nodes")
+            elif not names[node_name].storage:
+                lr.error(key, f"node {node_name} has storage: false; Longhorn puts no disk there")
+            if not re.fullmatch(ABSOLUTE_PATH_RE, path) or path == "/":
+                lr.error(key, f"{describe(path)} is not an absolute path below / (e.g. /mnt/longhorn)")
+            node_paths.append((node_name, path))
         longhorn = Longhorn(
             replicas, lr.boolean("defaultClass", True),
-            lr.string("dataPath", "/var/lib/longhorn", pattern=r"/[A-Za-z0-9._/-]*", hint="an absolute path")
+            lr.string("dataPath", "/var/lib/longhorn", pattern=ABSOLUTE_PATH_RE, hint="an absolute path")
             or "/var/lib/longhorn",
             lr.boolean("rwx", True), lr.boolean("gitopsManaged", False), backup,
+            allow_uninstall=lr.boolean("allowUninstall", False),
+            node_data_paths=tuple(node_paths),
+            dedicated_disk=lr.boolean("dedicatedDisk", False),
         )
+        if longhorn.dedicated_disk and longhorn.data_path == "/var/lib/longhorn" and len(node_paths) < len(
+            storage_nodes
+        ):
+            lr.error("dedicatedDisk", "the default dataPath /var/lib/longhorn is on the root filesystem; set "
+                                      "dataPath (or nodeDataPaths for every storage node) to the dedicated disk's "
+                                      "mount point, e.g. /var/lib/longhorn-disk")
         lr.finish()
     if kind == "openebs" or s.has("openebs"):
         o = s.obj("openebs")
@@ -339,6 +394,21 @@ def parse_storage(top: Reader, kind_default: str, cluster_kind: str, nodes: tupl
                     o.error("engine", f"node {node.name} is labelled {MAYASTOR_LABEL}={value} but has storage: "
                                       f"{str(node.storage).lower()}; Mayastor runs on exactly the storage nodes")
         o.finish()
+    cinder: Cinder | None = None
+    if kind == "cinder":
+        cr = s.obj("cinder")
+        cinder = Cinder(
+            cr.string("storageClass", "default", pattern=DNS_NAME_RE.pattern, hint="a StorageClass name") or "default",
+            cr.string("provisioner", "cinder.csi.openstack.org", pattern=r"[a-z0-9.-]+", hint="a CSI driver name")
+            or "cinder.csi.openstack.org",
+        )
+        cr.finish()
+    elif s.has("cinder"):
+        s.error("cinder", "applies only to clusterKind 'cleura' (storage.kind cinder)")
+        s.raw("cinder")
+    snapshots = s.boolean("snapshots", cluster_kind == "k3s")
+    if snapshots and cluster_kind == "cleura":
+        s.error("snapshots", "Gardener already runs the CSI snapshot controller and CRDs on a shoot; remove it")
     if cluster_kind == "k3s" and kind in ("longhorn", "openebs"):
         # Exactly one default StorageClass: K3s's local-path (unless k3s.disableLocalStorage) or ours.
         disable_local = Reader(top.raw("k3s"), top.key_path("k3s"), Problems()).boolean("disableLocalStorage", True)
@@ -350,7 +420,7 @@ def parse_storage(top: Reader, kind_default: str, cluster_kind: str, nodes: tupl
             s.error(f"{kind}.defaultClass", "the cluster would have no default StorageClass (K3s's local-path is "
                                             "disabled by k3s.disableLocalStorage); set this defaultClass: true")
     s.finish()
-    return Storage(kind, longhorn, openebs)  # type: ignore[arg-type]
+    return Storage(kind, longhorn, openebs, cinder, snapshots)  # type: ignore[arg-type]
 
 
 def parse_charts(versions_r: Reader) -> ChartVersions:

@@ -43,6 +43,10 @@ OPEN_MAP_KEYS = frozenset({
 # Chart-specific open maps, as key paths under which anything goes.
 OPEN_MAP_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
     "longhorn": (("defaultSettings",),),
+    # values.yaml has `entryPoint: {}`; templates/_podtemplate.tpl reads to, scheme, priority, permanent.
+    "traefik": (("ports", "web", "http", "redirections", "entryPoint"),),
+    # values.yaml has `ingressShim: {}` with defaultIssuerName/Kind/Group documented in comments.
+    "cert-manager": (("ingressShim",),),
     "argo-cd": (
         ("configs", "params"), ("configs", "cm"), ("configs", "rbac"), ("configs", "secret", "extra"),
         ("configs", "repositories"), ("configs", "credentialTemplates"),

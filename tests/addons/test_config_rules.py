@@ -322,3 +322,18 @@ def test_metallb_bgp_beside_calico_vxlan_is_accepted(encapsulation: str) -> None
     overrides = {"platform:metallb": {"pools": [{"name": "a", "addresses": ["198.51.100.0/28"], "advertise": "bgp"}],
                                       "bgpPeers": [peer]}, "platform:calico": {"encapsulation": encapsulation}}
     assert errors(overrides) == []
+
+
+# -- storage.cinder, storage.snapshots --------------------------------------------------------
+
+
+def test_cinder_settings_apply_only_to_shoots() -> None:
+    only_error({"platform:storage": {"kind": "longhorn", "cinder": {"storageClass": "x"}}}, "storage.cinder",
+               "clusterKind 'cleura'")
+
+
+def test_a_shoot_rejects_snapshots_it_already_has() -> None:
+    raw = {"platform:clusterKind": "cleura", "platform:storage": {"kind": "cinder", "snapshots": True}}
+    with pytest.raises(ConfigError) as err:
+        parse_stack_config(raw, frozenset())
+    assert any(e.startswith("platform:storage.snapshots") and "Gardener" in e for e in err.value.errors)

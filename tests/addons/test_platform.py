@@ -67,20 +67,26 @@ def custom_resources(rec: Recording) -> list[Resource]:
 # -- what is installed ----------------------------------------------------------------------
 
 
-def test_homelab_gets_calico_metallb_and_longhorn(homelab_run: Recording) -> None:
+def test_homelab_gets_calico_metallb_longhorn_snapshots_traefik_and_cert_manager(homelab_run: Recording) -> None:
     components = sorted(r.type for r in homelab_run if r.type.startswith("platform:"))
-    assert components == ["platform:calico:Calico", "platform:metallb:MetalLB", LAYER, "platform:storage:Longhorn"]
-    assert sorted(releases(homelab_run)) == ["longhorn", "metallb", "tigera-operator"]
+    assert components == ["platform:calico:Calico", "platform:certs:CertManager", "platform:ingress:Traefik",
+                          "platform:metallb:MetalLB", LAYER, "platform:snapshots:Snapshots",
+                          "platform:storage:Longhorn"]
+    assert sorted(releases(homelab_run)) == ["cert-manager", "longhorn", "metallb", "tigera-operator", "traefik"]
     (crds,) = homelab_run.of_type(CRD_CHART)
     assert (crds.inputs["chart"], crds.inputs["version"]) == ("crd.projectcalico.org.v1", "v3.32.1")
     kinds = sorted(r.inputs["kind"] for r in custom_resources(homelab_run))
-    assert kinds == ["APIServer", "IPAddressPool", "Installation", "L2Advertisement"]
+    assert kinds == ["APIServer", "Certificate", "ClusterIssuer", "ClusterIssuer", "IPAddressPool", "Installation",
+                     "L2Advertisement"]
 
 
 def test_plan_matches_what_is_built() -> None:
-    assert platform.plan(homelab()) == ("calico", "metallb", "longhorn")
-    assert platform.plan(homelab({"platform:calico": {"enabled": False}})) == ("metallb", "longhorn")
-    assert platform.plan(cleura()) == ("cinder",)
+    extras = ("snapshots", "traefik", "cert-manager")
+    assert platform.plan(homelab()) == ("calico", "metallb", "longhorn", *extras)
+    assert platform.plan(homelab({"platform:calico": {"enabled": False}})) == ("metallb", "longhorn", *extras)
+    assert platform.plan(cleura()) == ("cinder", "traefik", "cert-manager")
+    off = {"platform:ingress": {"enabled": False}, "platform:certs": {"enabled": False}}
+    assert platform.plan(homelab(off)) == ("calico", "metallb", "longhorn", "snapshots")
 
 
 def test_nothing_is_installed_twice(homelab_run: Recording) -> None:
@@ -155,7 +161,7 @@ def test_metallb_custom_resources_wait_for_the_webhook_gate() -> None:
     rec = layer(homelab(BGP))
     chart = releases(rec)["metallb"]
     (gate,) = rec.of_type("kubernetes:batch/v1:Job")
-    (binding,) = rec.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
+    binding = one(rec, "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "-webhook-gate-binding")
     assert rec.depends_on(gate, chart) and rec.depends_on(gate, binding)
     dependents = [r for r in custom_resources(rec) if r.inputs["apiVersion"].startswith("metallb.io")]
     assert len(dependents) == 5
@@ -164,7 +170,7 @@ def test_metallb_custom_resources_wait_for_the_webhook_gate() -> None:
     assert gate.options["delete_before_replace"] is True
     assert gate.options["custom_timeouts"]["create"] == "15m"
     (container,) = gate.inputs["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == "registry.k8s.io/kubectl:v1.34.2"
+    assert (container["image"], container["command"][0]) == ("docker.io/rancher/k3s:v1.34.2-k3s1", "/bin/sh")
     assert gate.inputs["spec"]["template"]["spec"]["serviceAccountName"] == binding.inputs["subjects"][0]["name"]
 
 
@@ -183,18 +189,26 @@ def test_layer_ready_resolves_and_names_the_default_class() -> None:
 # -- cluster kinds and choices --------------------------------------------------------------
 
 
-def test_gardener_shoot_gets_only_cinder_and_no_kubernetes_objects() -> None:
+SHOOT_COMPONENTS = [LAYER, "platform:storage:Cinder", "platform:ingress:Traefik", "platform:certs:CertManager"]
+
+
+def test_gardener_shoot_gets_cinder_traefik_and_cert_manager_only() -> None:
     captured: dict[str, Any] = {}
     rec = layer(cleura(), captured)
-    assert [r.type for r in rec if r.type.startswith("platform:")] == [LAYER, "platform:storage:Cinder"]
-    assert [r for r in rec if r.type.startswith("kubernetes:")] == []
+    assert sorted(r.type for r in rec if r.type.startswith("platform:")) == sorted(SHOOT_COMPONENTS)
+    # Nothing of the shoot's own (CNI, load balancers, snapshots, StorageClasses) is applied.
+    applied = [r for r in rec if r.type.startswith("kubernetes:")]
+    assert all("-ingress-" in r.name or "-certs-" in r.name for r in applied), [r.name for r in applied]
     assert captured == {"ready": True, "storage_class": "default"}
+    traefik = releases(rec)["traefik"]
+    # Octavia assigns the address: no MetalLB annotation on the shoot.
+    assert traefik.inputs["values"]["service"] == {"enabled": True, "spec": {"type": "LoadBalancer"}}
 
 
-def test_the_repositorys_cleura_stack_builds_only_cinder() -> None:
+def test_the_repositorys_cleura_stack_builds_cinder_traefik_and_cert_manager() -> None:
     cfg = cleura_stack()
     rec = layer(cfg)
-    assert [r.type for r in rec if r.type.startswith("platform:")] == [LAYER, "platform:storage:Cinder"]
+    assert sorted(r.type for r in rec if r.type.startswith("platform:")) == sorted(SHOOT_COMPONENTS)
 
 
 def test_without_calico_nothing_waits_for_a_cni() -> None:
@@ -205,7 +219,8 @@ def test_without_calico_nothing_waits_for_a_cni() -> None:
 
 
 def storage_subtree(rec: Recording) -> set[str]:
-    roots = {r.urn for r in rec if r.type.startswith("platform:storage:")}
+    # The storage component and the snapshot class of its CSI driver.
+    roots = {r.urn for r in rec if r.type.startswith(("platform:storage:", "platform:snapshots:"))}
     return {r.urn for r in rec if r.urn in roots or any(a.urn in roots for a in rec.ancestors(r))}
 
 
@@ -218,7 +233,7 @@ def test_switching_longhorn_to_openebs_changes_only_the_storage_component() -> N
     before = layer(homelab())
     after = layer(homelab({"platform:storage": {"kind": "openebs", "openebs": {"engine": "hostpath"}}}))
     assert fingerprint(before, storage_subtree(before)) == fingerprint(after, storage_subtree(after))
-    assert sorted(releases(after)) == ["metallb", "openebs", "tigera-operator"]
+    assert sorted(releases(after)) == ["cert-manager", "metallb", "openebs", "tigera-operator", "traefik"]
     assert "platform:storage:OpenEBS" in {r.type for r in after}
 
 
@@ -250,6 +265,8 @@ def test_longhorn_backup_credentials_are_a_secret_created_before_the_release() -
     {}, BGP,
     {"platform:calico": {"encapsulation": "VXLAN", "goldmane": True, "whisker": True}},
     {"platform:storage": {"kind": "openebs", "openebs": {"engine": "mayastor"}}},
+    {"platform:certs": {"issuer": {"type": "acmeHttp01", "email": "ops@example.com"}},
+     "platform:ingress": {"dashboard": True, "defaultClass": False, "replicas": 1}},
 ])
 def test_registered_releases_and_custom_resources_conform(conformance: Path, overrides: dict[str, Any]) -> None:
     rec = layer(homelab(overrides))
@@ -264,3 +281,74 @@ def test_registered_releases_and_custom_resources_conform(conformance: Path, ove
         assert schema.validate_custom_resource(resource.inputs, conformance) == [], resource.name
         checked += 1
     assert checked >= 5
+
+
+# -- issue 16: typed args, and what later add-ons get from the layer ------------------------
+
+
+def test_each_addon_takes_its_own_frozen_args_not_the_stack_config() -> None:
+    import dataclasses
+    import inspect
+
+    from components import calico, certs, ingress, metallb, snapshots, storage
+
+    cfg = homelab()
+    for component, args_type in [
+        (calico.Calico, calico.CalicoArgs), (metallb.MetalLB, metallb.MetalLBArgs),
+        (storage.Longhorn, storage.StorageArgs), (storage.OpenEBS, storage.StorageArgs),
+        (storage.Cinder, storage.StorageArgs), (snapshots.Snapshots, snapshots.SnapshotArgs),
+        (ingress.Traefik, ingress.IngressArgs), (certs.CertManager, certs.CertsArgs),
+    ]:
+        params = inspect.signature(component.__init__).parameters
+        assert params["args"].annotation == args_type.__name__, component
+        assert "cfg" not in params, component
+        built = args_type.from_config(cfg)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            built.__setattr__(dataclasses.fields(built)[0].name, None)
+
+
+def test_args_can_be_built_without_a_stack_config() -> None:
+    from components import calico
+    from components.config import Calico as CalicoConfig
+    from components.versions import CHARTS
+
+    conf = CalicoConfig(True, "VXLAN", True, 26, 0, "kubernetes", "NodeInternalIP", False, False)
+    args = calico.CalicoArgs(conf, "10.244.0.0/16", (), CHARTS["calicoCrds"], CHARTS["tigeraOperator"])
+    (pool,) = calico.installation_spec(args)["calicoNetwork"]["ipPools"]
+    assert (pool["cidr"], pool["encapsulation"]) == ("10.244.0.0/16", "VXLAN")
+
+
+def test_layer_names_the_ingress_class_and_cluster_issuer_for_later_ui_ingresses() -> None:
+    seen: dict[str, Any] = {}
+
+    def build(provider: pulumi.ProviderResource) -> None:
+        on = PlatformLayer("on", homelab(), pulumi.ResourceOptions(providers=[provider]))
+        off = PlatformLayer("off", homelab({"platform:ingress": {"enabled": False},
+                                            "platform:certs": {"enabled": False}}),
+                            pulumi.ResourceOptions(providers=[provider]))
+        seen.update(on=(on.ingress_class, on.cluster_issuer), off=(off.ingress_class, off.cluster_issuer),
+                    base=[type(c).__name__ for c in on.after_base()])
+    record(build)
+    assert seen["on"] == ("traefik", "homelab-ca")
+    assert seen["off"] == (None, None)
+    assert seen["base"] == ["Calico", "MetalLB", "Longhorn"]
+
+
+def test_traefik_waits_for_metallb_and_cert_manager_for_traefik(homelab_run: Recording) -> None:
+    traefik, cert_manager = releases(homelab_run)["traefik"], releases(homelab_run)["cert-manager"]
+    pool = one(homelab_run, "kubernetes:metallb.io/v1beta1:IPAddressPool", "-ingress-vip-pool")
+    assert homelab_run.depends_on(traefik, pool)
+    assert homelab_run.depends_on(cert_manager, traefik)
+    assert traefik.inputs["values"]["service"]["annotations"] == {"metallb.io/loadBalancerIPs": "192.0.2.50"}
+    issuer = one(homelab_run, "kubernetes:cert-manager.io/v1:ClusterIssuer", "-homelab-ca")
+    assert homelab_run.depends_on(issuer, cert_manager)
+
+
+def test_longhorn_node_disks_are_annotated_before_the_release() -> None:
+    rec = layer(homelab({"platform:storage": {"kind": "longhorn", "longhorn": {
+        "nodeDataPaths": {"k3s-worker-01": "/mnt/nvme0"}}}}))
+    (patch,) = rec.of_type("kubernetes:core/v1:NodePatch")
+    assert patch.inputs["metadata"]["name"] == "k3s-worker-01"
+    assert patch.inputs["metadata"]["annotations"] == {
+        "node.longhorn.io/default-disks-config": '[{"path":"/mnt/nvme0","allowScheduling":true}]'}
+    assert rec.depends_on(releases(rec)["longhorn"], patch)

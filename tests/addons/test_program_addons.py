@@ -32,9 +32,11 @@ def test_homelab_render_has_the_addons_and_they_conform(program: RunProgram, con
     files = render(rec, tmp_path / "homelab")
     helm = {p.name for p in files if p.parent.name == "helm"}
     assert {"homelab-platform-calico-operator.yaml", "homelab-platform-metallb-chart.yaml",
-            "homelab-platform-storage-chart.yaml"} <= helm
+            "homelab-platform-storage-chart.yaml", "homelab-platform-ingress-chart.yaml",
+            "homelab-platform-certs-chart.yaml"} <= helm
     manifests = {p.name.split("-", 1)[0] for p in files if p.parent.name == "manifests"}
-    assert {"Installation", "APIServer", "IPAddressPool", "L2Advertisement"} <= manifests
+    assert {"Installation", "APIServer", "IPAddressPool", "L2Advertisement", "ClusterIssuer", "Certificate",
+            "Deployment"} <= manifests
     found = schema.check_render_dir(tmp_path / "homelab", conformance)
     assert found.errors == [] and found.warnings == []
 
@@ -49,7 +51,9 @@ def test_longhorn_to_hostpath_changes_host_preparation_and_storage_only(program:
     before, after = fingerprints(longhorn), fingerprints(hostpath)
     changed = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
     by_name = {r.name: r for r in [*longhorn, *hostpath]}
-    storage = {name for name in changed if name.startswith("homelab-platform-storage")}
+    # The storage component, and the snapshot class of its CSI driver (hostpath has none).
+    storage = {name for name in changed if name.startswith(("homelab-platform-storage",
+                                                             "homelab-platform-snapshots-class"))}
     host_preparation = {name for name in changed if by_name[name].type == "command:remote:Command"}
     assert storage, "the storage release did not change"
     assert host_preparation, "the host preparation did not change"
@@ -64,4 +68,20 @@ def test_gardener_stack_installs_no_cni_and_no_load_balancer(program: RunProgram
     rec = run(program, cleura[0])
     types = {r.type for r in rec}
     assert "platform:storage:Cinder" in types
-    assert not any(t.startswith(("platform:calico", "platform:metallb", "kubernetes:helm.sh")) for t in types)
+    assert not any(t.startswith(("platform:calico", "platform:metallb", "platform:snapshots")) for t in types)
+    charts = sorted(r.inputs["chart"] for r in rec.of_type(RELEASE))
+    assert charts == ["cert-manager", "traefik"]  # behind the shoot's Octavia load balancer
+
+
+def test_in_cluster_objects_are_deleted_with_the_cluster(program: RunProgram) -> None:
+    # Destroying the cluster skips every object inside it (Longhorn's pre-delete Job, webhooks,
+    # finalizers) instead of waiting on an API that is about to disappear.
+    rec = run(program, "homelab")
+    (cluster,) = [r for r in rec if r.type == "platform:k3s:Cluster" or r.type.endswith(":K3sCluster")] or [None]
+    in_cluster = [r for r in rec if r.type.startswith("kubernetes:") and r.type != "pulumi:providers:kubernetes"]
+    assert in_cluster
+    targets = {r.options["deleted_with"] for r in in_cluster}
+    assert len(targets) == 1 and None not in targets, targets
+    (target,) = targets
+    assert cluster is None or target == cluster.urn
+    assert rec.by_urn(target).type.startswith("platform:k3s")
