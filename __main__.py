@@ -9,12 +9,14 @@ import pulumi_kubernetes as k8s
 from components.config import ConfigError, load_stack_config
 from components.gardener.cluster import ShootCluster
 from components.k3s import K3sCluster, K3sClusterArgs
-from components.platform import PlatformLayer
+from components.platform import PlatformLayer, chart_mirror_problems
 
 try:
     cfg = load_stack_config()
     # Component args re-check what reaches scripts (e.g. airgap files exist here): still config.
     k3s_args = K3sClusterArgs.from_config(cfg) if cfg.cluster_kind == "k3s" else None
+    if mirror_problems := chart_mirror_problems(cfg):
+        raise ConfigError(mirror_problems)
 except ConfigError as err:
     # A clean message and a non-zero exit, before any resource is registered.
     raise pulumi.RunError(err.render()) from None

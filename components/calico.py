@@ -205,9 +205,10 @@ def release_args(args: CalicoArgs) -> k8s.helm.v3.ReleaseArgs:
 
 def crds_chart_args(args: CalicoArgs) -> k8s.helm.v4.ChartArgs:
     """The CRD chart, applied server-side (client-side apply cannot carry a 1.46 MB CRD)."""
-    pin = args.crds_chart
+    chart, repo = args.crds_chart.helm_source()
     return k8s.helm.v4.ChartArgs(
-        chart=pin.chart, version=pin.version, repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=pin.repo),
+        chart=chart, version=args.crds_chart.version,
+        repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=repo) if repo is not None else None,
     )
 
 

@@ -108,11 +108,12 @@ class ReleaseSpec:
     values: dict[str, Any]
 
     def args(self, namespace: pulumi.Input[str] | None = None) -> k8s.helm.v3.ReleaseArgs:
+        chart, repo = self.pin.helm_source()
         return k8s.helm.v3.ReleaseArgs(
             name=self.name,
-            chart=self.pin.chart,
+            chart=chart,
             version=self.pin.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=self.pin.repo),
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo) if repo is not None else None,
             namespace=namespace if namespace is not None else self.namespace,
             create_namespace=False,
             values=self.values,

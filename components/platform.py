@@ -17,6 +17,7 @@ once all of them have. Later add-ons (Vault, Argo CD) go after `after_base` the 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TypeVar
 
 import pulumi
@@ -42,6 +43,33 @@ def plan(cfg: StackConfig) -> tuple[str, ...]:
     if certs.applies(cfg):
         steps.append("cert-manager")
     return tuple(steps)
+
+
+# The charts each step of `plan` installs (keys of `StackConfig.charts`).
+CHARTS_OF_STEP: dict[str, tuple[str, ...]] = {
+    "calico": ("calicoCrds", "tigeraOperator"),
+    "metallb": ("metallb",),
+    "longhorn": ("longhorn",),
+    "openebs": ("openebs",),
+    "traefik": ("traefik",),
+    "cert-manager": ("certManager",),
+}
+
+
+def charts_in_use(cfg: StackConfig) -> tuple[str, ...]:
+    """The chart pins this stack installs, in install order (pure)."""
+    return tuple(chart for step in plan(cfg) for chart in CHARTS_OF_STEP.get(step, ()))
+
+
+def chart_mirror_problems(cfg: StackConfig) -> list[str]:
+    """A local chart mirror must hold every archive the stack installs (checked before any registration)."""
+    problems = []
+    for name in charts_in_use(cfg):
+        archive = cfg.charts[name].local_archive
+        if archive is not None and not Path(archive).is_file():
+            problems.append(f"platform:charts.mirror: {archive} is missing (chart {name}, "
+                            f"{cfg.charts[name].version}); add it to the mirror or pin a version it holds")
+    return problems
 
 
 class PlatformLayer(pulumi.ComponentResource):  # type: ignore[misc]

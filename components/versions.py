@@ -21,6 +21,25 @@ class ChartPin:
     version: str
     repo: str
 
+    @property
+    def local_archive(self) -> str | None:
+        """The archive's path when the chart comes from a local mirror folder (``file://<dir>``)."""
+        if self.repo.startswith(LOCAL_MIRROR_SCHEME):
+            return f"{self.repo[len(LOCAL_MIRROR_SCHEME):].rstrip('/')}/{self.archive_name}"
+        return None
+
+    @property
+    def archive_name(self) -> str:
+        """``<chart>-<version>.tgz``, as `helm package` names it and a Helm repository serves it."""
+        return f"{self.chart}-{self.version}.tgz"
+
+    def helm_source(self) -> tuple[str, str | None]:
+        """``(chart, repository)`` for Helm: a local archive is a chart path with no repository."""
+        local = self.local_archive
+        return (local, None) if local is not None else (self.chart, self.repo)
+
+
+LOCAL_MIRROR_SCHEME = "file://"
 
 CHARTS: dict[str, ChartPin] = {
     # Calico: since v3.32 the CRDs ship as their own chart, installed before the operator.

@@ -37,6 +37,7 @@ from components.config.addons import (
     Storage,
     calico_runs_bird,
     parse_calico,
+    parse_chart_mirror,
     parse_charts,
     parse_metallb,
     parse_storage,
@@ -99,7 +100,7 @@ class StackConfig:
 
 TOP_LEVEL_KEYS = (
     "clusterName", "clusterKind", "nodes", "ssh", "network", "k3s", "calico", "metallb", "storage",
-    "versions", "cleura", "ingress", "certs",
+    "versions", "cleura", "ingress", "certs", "charts",
 )
 SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey", "certsDns01Token")
 
@@ -176,7 +177,7 @@ def parse_stack_config(
         top.finish()
         problems.raise_if_any()
     versions_r = top.obj("versions")
-    charts = parse_charts(versions_r)
+    charts = parse_charts(versions_r, parse_chart_mirror(top))
     if kind == "cleura":
         from components.gardener.spec import parse_cleura
 

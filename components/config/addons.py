@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from components import versions
@@ -423,23 +424,60 @@ def parse_storage(top: Reader, kind_default: str, cluster_kind: str, nodes: tupl
     return Storage(kind, longhorn, openebs, cinder, snapshots)  # type: ignore[arg-type]
 
 
-def parse_charts(versions_r: Reader) -> ChartVersions:
+MIRROR_URL_RE = r"https?://[^\s]+"
+
+
+def parse_chart_mirror(top: Reader) -> str | None:
+    """``platform:charts.mirror``: a Helm repository URL, or a local folder of chart archives.
+
+    A folder becomes the ``file://<folder>`` repository of every pin, which Helm reads as the
+    archive path ``<folder>/<chart>-<version>.tgz`` (an air-gapped mirror, or the test
+    suite's copy of the pinned archives). The path is kept as written (relative to the project
+    directory, where the engine runs the program and Helm), so state does not change with the
+    checkout's location; whether each archive the stack installs is there is checked by
+    `components.platform.chart_mirror_problems`, which knows which charts are in use.
+    """
+    r = top.obj("charts")
+    mirror = r.string("mirror")
+    r.finish()
+    if mirror is None:
+        return None
+    if re.fullmatch(MIRROR_URL_RE, mirror):
+        return mirror.rstrip("/")
+    if "://" in mirror:
+        r.error("mirror", f"{describe(mirror)} is neither an http(s):// Helm repository nor a local folder")
+        return None
+    if not Path(mirror).is_dir():
+        r.error("mirror", f"{describe(mirror)} is not a folder (looked for it relative to {Path.cwd()}); "
+                          "give a folder of chart archives or an http(s):// Helm repository")
+        return None
+    return versions.LOCAL_MIRROR_SCHEME + mirror
+
+
+def parse_charts(versions_r: Reader, mirror: str | None = None) -> ChartVersions:
+    """Chart pins: the defaults, each stack's version/repo overrides, and the mirror.
+
+    The mirror replaces the default repository of every chart; a repository the stack names
+    for one chart (``versions.charts.<name>.repo``) is more specific and wins.
+    """
     c = versions_r.obj("charts")
     pins: list[tuple[str, versions.ChartPin]] = []
     for name, default in versions.CHARTS.items():
         raw = c.raw(name)
-        pin = default
+        base_repo = mirror or default.repo
+        pin = versions.ChartPin(default.chart, default.version, base_repo)
         if isinstance(raw, str):
             if re.fullmatch(CHART_VERSION_RE, raw):
-                pin = versions.ChartPin(default.chart, raw, default.repo)
+                pin = versions.ChartPin(default.chart, raw, base_repo)
             else:
                 c.error(name, f"{describe(raw)} is not an exact chart version (e.g. {default.version})")
         elif isinstance(raw, Mapping):
             r = Reader(raw, c.key_path(name), c.problems)
             version = r.string("version", default.version, pattern=CHART_VERSION_RE, hint="an exact chart version")
-            repo = r.string("repo", default.repo, pattern=r"(https?|oci)://\S+", hint="an http(s):// or oci:// URL")
+            repo = r.string("repo", base_repo, pattern=r"(https?|oci|file)://\S+",
+                            hint="an http(s):// or oci:// URL")
             r.finish()
-            pin = versions.ChartPin(default.chart, version or default.version, repo or default.repo)
+            pin = versions.ChartPin(default.chart, version or default.version, repo or base_repo)
         elif raw is not None:
             c.error(name, "expected a version string or {version, repo}")
         pins.append((name, pin))

@@ -17,9 +17,14 @@ Nothing waits for pods, Deployments or Jobs to become ready: there are no nodes.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
+import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,7 @@ import yaml
 
 from tests.conftest import stack_files
 from tests.e2e.apiserver import LocalCluster
-from tests.e2e.engine import REPO, binary, pins
+from tests.e2e.engine import REPO, binary
 
 NOT_SERVABLE = {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService"}
 FIELD_MANAGER = "platform-e2e"
@@ -41,19 +46,42 @@ def render(stack: str, out: Path) -> Path:
     return out / stack
 
 
-def helm_objects(release: dict[str, Any], archives: Path, workdir: Path) -> list[dict[str, Any]]:
+@pytest.fixture(scope="module")
+def chart_repo(reference: Path) -> Iterator[str]:
+    """The pinned chart archives as a Helm repository over HTTP on 127.0.0.1 (its index.yaml)."""
+    folder = reference / "chart-archives"
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def helm_objects(release: dict[str, Any], archives: Path, repo: str, cluster: LocalCluster,
+                 workdir: Path) -> list[dict[str, Any]]:
+    """Real Helm renders the release from the mirror, as pulumi-kubernetes would with `charts.mirror`.
+
+    ``--validate`` makes Helm read the server's capabilities by discovery, as an install does
+    (charts choose API versions by ``.Capabilities.APIVersions.Has "policy/v1/..."``).
+    """
     archive = archives / f"{release['chart']}-{release['version']}.tgz"
     if not archive.exists():
         pytest.skip(f"no archive {archive.name} in {archives} (the reference carries no such chart)")
     values = workdir / f"{release['name']}-values.yaml"
     values.write_text(yaml.safe_dump(release.get("values") or {}))
-    kube_version = pins()["KUBERNETES_VERSION"]
     # A v4 Chart of cluster-scoped objects (Calico's CRDs) has no namespace: Helm's default.
     namespace = release.get("namespace") or "default"
     done = subprocess.run(
-        [str(binary("helm")), "template", release["name"], str(archive), "--namespace", namespace,
-         "--values", str(values), "--include-crds", "--no-hooks", "--kube-version", kube_version],
-        capture_output=True, text=True, timeout=120,
+        [str(binary("helm")), "template", release["name"], release["chart"], "--repo", repo,
+         "--version", str(release["version"]), "--namespace", namespace,
+         "--values", str(values), "--include-crds", "--no-hooks", "--validate", "--kubeconfig",
+         str(cluster.kubeconfig)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "HELM_CACHE_HOME": str(workdir / "helm-cache"),
+                                                         "HELM_CONFIG_HOME": str(workdir / "helm-config")},
     )
     assert done.returncode == 0, f"helm template {release['chart']} failed:\n{done.stderr[-3000:]}"
     return [doc for doc in yaml.safe_load_all(done.stdout) if isinstance(doc, dict) and doc.get("kind")]
@@ -79,11 +107,16 @@ def as_engine_sends(value: Any) -> Any:
 def apply(cluster: LocalCluster, objects: list[dict[str, Any]], namespace: str | None) -> None:
     if not objects:
         return
-    objects = [as_engine_sends(o) for o in objects]
-    args = ["apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts=false", "-f", "-"]
-    if namespace:
-        args = ["-n", namespace, *args]
-    cluster.kubectl(*args, stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+    # kubectl refuses an object whose own namespace differs from -n (cert-manager puts its
+    # leader-election Role in kube-system): one call per effective namespace.
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for obj in objects:
+        groups.setdefault(obj.get("metadata", {}).get("namespace") or namespace or "", []).append(as_engine_sends(obj))
+    for ns, group in groups.items():
+        args = ["apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts=false", "-f", "-"]
+        if ns:
+            args = ["-n", ns, *args]
+        cluster.kubectl(*args, stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": group}))
 
 
 def identity(obj: dict[str, Any], namespace: str | None) -> tuple[str, str, str, str]:
@@ -130,7 +163,7 @@ def split(objects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dic
 
 @pytest.mark.parametrize("stack", stack_files())
 def test_stack_objects_apply_converge_and_tear_down(stack: str, cluster: LocalCluster, tmp_path: Path,
-                                                    reference: Path) -> None:
+                                                    reference: Path, chart_repo: str) -> None:
     out = render(stack, tmp_path / "render")
     archives = reference / "chart-archives"
     releases = [yaml.safe_load(p.read_text()) for p in sorted((out / "helm").glob("*.yaml"))] \
@@ -146,7 +179,7 @@ def test_stack_objects_apply_converge_and_tear_down(stack: str, cluster: LocalCl
     crds: list[dict[str, Any]] = []
     skipped: list[str] = []
     for release in releases:
-        rel_crds, rest, rel_skipped = split(helm_objects(release, archives, tmp_path))
+        rel_crds, rest, rel_skipped = split(helm_objects(release, archives, chart_repo, cluster, tmp_path))
         crds += rel_crds
         skipped += rel_skipped
         per_release.append((release.get("namespace") or "default", rest))
