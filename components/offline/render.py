@@ -3,17 +3,23 @@
 ``python -m components.offline.render <stack> [--out build/render]`` runs the real program
 under mocks and writes ``<out>/<stack>/``:
 
+- ``summary.txt``: one line per resource (name, type, parent, dependencies, a hash of its
+  inputs), sorted by name: the first file to diff,
+- ``outputs.json``: the stack outputs (secrets as ``[secret]``); ``warnings.txt``: config warnings,
 - ``install-order.txt``: the remote steps in waves (what runs in parallel, the critical path),
 - ``resources.json``: every resource (type, name, parent, dependencies, provider, options,
-  inputs with secrets replaced by ``[secret]``),
-- ``scripts/<resource>.<create|update|delete>.sh``: every remote/local command script,
+  inputs with secrets replaced by ``[secret]``; scripts as ``[script scripts/<file>]``),
+- ``scripts/<resource>.<create|update|delete>.sh``: every remote/local command script, written
+  once (an update script identical to the create script refers to the create file),
 - ``hosts/<node>/...``: the files those scripts write on each node (tokens redacted),
 - ``helm/<release>.yaml``: chart, repository, version, namespace and values of each Helm
   release (v3 Release) and chart (v4 Chart),
 - ``manifests/<kind>-<name>.yaml``: every other Kubernetes object and custom resource,
 - ``api/<resource>.json``: the API request body of each Gardener shoot.
 
-Reviewers diff two renders; CI runs shellcheck and schema validation on them. Secrets are
+Reviewers diff two renders; CI runs shellcheck and schema validation on them. The tree is
+written aside and moved into place when complete; a failed render leaves only
+``RENDER-FAILED.txt`` (with the error) in ``<out>/<stack>/``, never a stale tree. Secrets are
 redacted by construction and the written tree is then scanned for every secret's text.
 """
 
@@ -252,20 +258,23 @@ def find_leaks(paths: list[Path], secret_values: frozenset[str]) -> list[str]:
     return [str(p) for p in paths if any(n in p.read_text() for n in needles)]
 
 
-def host_files(stack: str, secrets: dict[str, str]) -> dict[str, str]:
+def host_files(stack: str, secrets: dict[str, str], root: Path = PROJECT_ROOT) -> dict[str, str]:
     """Files the K3s scripts write on each host, with tokens redacted (they travel on stdin).
 
     The scripts receive these on secret stdin, so they are absent from `resources.json`;
     rendering them from the same pure functions lets reviewers diff every node's config.
     """
-    from components.config import parse_stack_config
+    from components.config import ConfigError, parse_stack_config
     from components.k3s import K3sClusterArgs
     from components.k3s import render as k3s_render
     from components.offline.runner import cli_config
 
-    raw: dict[str, str] = cli_config(stack)
+    raw: dict[str, str] = cli_config(stack, root=root)
     raw.update(secrets)
-    cfg = parse_stack_config(raw, frozenset(secrets), stack=stack)
+    try:
+        cfg = parse_stack_config(raw, frozenset(secrets), stack=stack)
+    except ConfigError:
+        return {}  # not this platform's config (another program under the runner): no host files
     if cfg.cluster_kind != "k3s":
         return {}
     args = K3sClusterArgs.from_config(cfg)
@@ -322,14 +331,17 @@ def render_secrets(stack: str, root: Path = PROJECT_ROOT) -> dict[str, str]:
     return secrets
 
 
-def config_warnings(stack: str, secrets: dict[str, str]) -> str:
+def config_warnings(stack: str, secrets: dict[str, str], root: Path = PROJECT_ROOT) -> str:
     """The config warnings the program logs (``pulumi.log.warn``), one a line; `(none)` when clean."""
-    from components.config import parse_stack_config
+    from components.config import ConfigError, parse_stack_config
     from components.offline.runner import cli_config
 
-    raw: dict[str, str] = cli_config(stack)
+    raw: dict[str, str] = cli_config(stack, root=root)
     raw.update(secrets)
-    warnings = parse_stack_config(raw, frozenset(secrets), stack=stack).warnings
+    try:
+        warnings = parse_stack_config(raw, frozenset(secrets), stack=stack).warnings
+    except ConfigError as err:
+        warnings = tuple(err.warnings)
     return "\n".join(warnings or ("(none)",)) + "\n"
 
 
@@ -337,16 +349,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stack", help="stack name: renders Pulumi.<stack>.yaml")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "build" / "render"), help="output directory")
+    parser.add_argument("--root", default=str(PROJECT_ROOT), help=argparse.SUPPRESS)  # tests: another project
     args = parser.parse_args(argv)
-    if not (PROJECT_ROOT / f"Pulumi.{args.stack}.yaml").exists():
-        stacks = sorted(p.name[7:-5] for p in PROJECT_ROOT.glob("Pulumi.*.yaml"))
+    root = Path(args.root)
+    if not (root / f"Pulumi.{args.stack}.yaml").exists():
+        stacks = sorted(p.name[7:-5] for p in root.glob("Pulumi.*.yaml"))
         print(f"no stack file Pulumi.{args.stack}.yaml (stacks: {', '.join(stacks)})", file=sys.stderr)
         return 2
     target = Path(args.out) / args.stack
     try:
-        secrets = render_secrets(args.stack)
-        recording = run_program(args.stack, secrets=secrets)
-        extra = {**host_files(args.stack, secrets), "warnings.txt": config_warnings(args.stack, secrets)}
+        secrets = render_secrets(args.stack, root)
+        recording = run_program(args.stack, secrets=secrets, root=root)
+        extra = {**host_files(args.stack, secrets, root), "warnings.txt": config_warnings(args.stack, secrets, root)}
         files = render(recording, target, extra)
     except (ProgramFailed, StackFileError, RuntimeError) as failed:
         cause = failed.__cause__ if isinstance(failed, ProgramFailed) else None

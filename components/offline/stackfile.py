@@ -26,8 +26,8 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ class _Loader(yaml.SafeLoader):
             return _PLAIN
         if kind is ScalarNode:
             return _STR
-        result: str = super().resolve(kind, value, implicit)
+        result: str = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
         return result
 
 
@@ -121,7 +121,7 @@ def _parse_timestamp(text: str) -> GoTime | None:
         return None
     g = match.groups()
     hour, minute, second, fraction, zone = (g[3], g[4], g[5], g[6], g[7]) if g[3] else (g[8], g[9], g[10], g[11], None)
-    tz = timezone.utc
+    tz = UTC
     if zone and zone != "Z":
         sign = -1 if zone[0] == "-" else 1
         tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
@@ -308,7 +308,7 @@ def load(path: Path, project: str = "platform") -> StackFile:
         return StackFile(path, {}, ())
     text = path.read_bytes().decode("utf-8-sig", errors="replace")
     try:
-        root = yaml.compose(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader that constructs nothing
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"{path.name}:{mark.line + 1}:{mark.column + 1}" if mark else path.name
