@@ -12,6 +12,9 @@ from components.config.cluster import Node
 from components.config.reader import Reader, describe
 from components.netaddr import DNS_NAME_RE, IPAddress, IPNetwork, parse_cidr, parse_ip
 
+# kube-apiserver refuses a service range with more than 20 host bits (IPv4 /12, IPv6 /108).
+MAX_SERVICE_HOST_BITS = 20
+
 
 @dataclass(frozen=True)
 class Network:
@@ -62,6 +65,14 @@ def parse_network(top: Reader, nodes: tuple[Node, ...]) -> Network | None:
         for key, net in cidrs.items():
             if node.address in net:
                 top.problems.error(r.key_path(key), f"{net} contains node {node.name}'s address {node.address}")
+    service_net = cidrs.get("serviceCidr")
+    if service_net is not None and service_net.max_prefixlen - service_net.prefixlen > MAX_SERVICE_HOST_BITS:
+        # kube-apiserver: "specified --service-cluster-ip-range is too large; for 32-bit addresses,
+        # the mask must be >= 12" (128-bit: >= 108); K3s would not start.
+        smallest = service_net.max_prefixlen - MAX_SERVICE_HOST_BITS
+        example = f"{service_net.network_address}/{16 if service_net.version == 4 else 112}"
+        r.error("serviceCidr", f"{service_net} is too large for kube-apiserver: the prefix must be /{smallest} or "
+                               f"longer (at most 2^{MAX_SERVICE_HOST_BITS} service addresses), e.g. {example}")
     if "podCidr" not in cidrs or "serviceCidr" not in cidrs:
         return None
     service = cidrs["serviceCidr"]
@@ -79,4 +90,13 @@ def parse_network(top: Reader, nodes: tuple[Node, ...]) -> Network | None:
         return None
     if dns not in service:
         r.error("clusterDns", f"{dns} is outside serviceCidr {service}")
+    elif dns == service.network_address:
+        r.error("clusterDns", f"{dns} is the network address of serviceCidr {service}, which the API server never "
+                              f"allocates; use e.g. {service.network_address + 10}")
+    elif dns == service.network_address + 1:
+        r.error("clusterDns", f"{dns} is the first address of serviceCidr {service}, reserved for the 'kubernetes' "
+                              f"API service; use e.g. {service.network_address + 10}")
+    elif service.version == 4 and dns == service.broadcast_address:
+        r.error("clusterDns", f"{dns} is the broadcast address of serviceCidr {service}, which the API server never "
+                              f"allocates; use e.g. {service.network_address + 10}")
     return Network(cidrs["podCidr"], service, tuple(node_cidrs), domain, dns)
