@@ -380,8 +380,9 @@ def test_k3s_versions_do_not_apply_to_a_shoot() -> None:
 NUMBER_HINT = "; YAML read the unquoted text as a number (0123 becomes 83): quote it if a string was meant"
 
 
-@pytest.mark.parametrize(("value", "errors"), [(None, []), ("10.42.0.0/16", []),
-                                               (5, ["platform:calico.ipPoolCidr: expected a string, got 5" + NUMBER_HINT])])
+@pytest.mark.parametrize(("value", "errors"), [
+    (None, []), ("10.42.0.0/16", []), (5, ["platform:calico.ipPoolCidr: expected a string, got 5" + NUMBER_HINT]),
+])
 def test_calico_pool_cidr_null_or_wrong_type_gives_no_nonsense(value: Any, errors: list[str]) -> None:
     raw = homelab()
     raw["platform:calico"]["ipPoolCidr"] = value
