@@ -411,7 +411,8 @@ def cleura() -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("labels", "expected"),
     [
-        ({"Example.com/role": "x"}, "'Example.com/role' is not a valid label key: prefix 'Example.com' must be a lowercase"),
+        ({"Example.com/role": "x"},
+         "'Example.com/role' is not a valid label key: prefix 'Example.com' must be a lowercase"),
         ({"a/b/c": "x"}, "'a/b/c' is not a valid label key: more than one '/'"),
         ({"/role": "x"}, "'/role' is not a valid label key: empty prefix"),
         ({"example.com/" + "n" * 64: "x"}, "the name part has 64 characters (at most 63)"),
