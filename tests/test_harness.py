@@ -336,3 +336,38 @@ def test_summary_hash_changes_with_inputs_and_secret_outputs_are_redacted_when_n
     a = (tmp_path / "a" / "summary.txt").read_text().splitlines()
     b = (tmp_path / "b" / "summary.txt").read_text().splitlines()
     assert [x == y for x, y in zip(a, b, strict=True)] == [x.startswith("same ") for x in a]  # only `other` differs
+
+
+def test_unquoted_values_the_cli_reads_as_other_numbers_are_pointed_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`clusterName: 0123` reaches the program as "83" (in the CLI too): the render says where and why."""
+    from components.offline.render import main
+    from components.offline.runner import PROJECT_ROOT, cli_config, stack_file_notes
+
+    stack = (PROJECT_ROOT / "Pulumi.homelab.yaml").read_text().replace("platform:clusterName: homelab",
+                                                                      "platform:clusterName: 0123")
+    stack = stack.replace("snapshotRetention: 12", "snapshotRetention: 012")
+    (tmp_path / "Pulumi.homelab.yaml").write_text(stack)
+    (tmp_path / "__main__.py").write_text((PROJECT_ROOT / "__main__.py").read_text())
+    (tmp_path / "components").symlink_to(PROJECT_ROOT / "components")
+    assert cli_config("homelab", root=tmp_path)["platform:clusterName"] == "83"
+    line = stack.splitlines().index("  platform:clusterName: 0123") + 1
+    notes = stack_file_notes("homelab", tmp_path)
+    assert notes[0] == (f"Pulumi.homelab.yaml:{line}:25: unquoted 0123 is read as the octal number 83 (the CLI "
+                        'passes 83); quote it ("0123") if 0123 was meant')
+    assert "unquoted 012 is read as the octal number 10" in notes[1]
+    out = tmp_path / "out"
+    assert main(["homelab", "--root", str(tmp_path), "--out", str(out)]) == 0
+    assert "note: " + notes[0] in capsys.readouterr().err
+    assert (out / "homelab" / "warnings.txt").read_text().splitlines()[:2] == notes
+    assert '"clusterName": "83"' in (out / "homelab" / "outputs.json").read_text()
+
+
+def test_a_version_written_as_1_10_is_pointed_out(tmp_path: Path) -> None:
+    from components.offline.runner import stack_file_notes
+
+    (tmp_path / "Pulumi.t.yaml").write_text("config:\n  platform:cleura:\n    kubernetesVersion: 1.30\n")
+    assert stack_file_notes("t", tmp_path) == [
+        'Pulumi.t.yaml:3:24: unquoted 1.30 is read as the number 1.3; quote it ("1.30") if it is a version or '
+        "other text"]

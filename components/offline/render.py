@@ -42,7 +42,15 @@ from typing import Any
 
 import yaml
 
-from components.offline.runner import PROJECT_ROOT, SECRET, ProgramFailed, Recording, Resource, run_program
+from components.offline.runner import (
+    PROJECT_ROOT,
+    SECRET,
+    ProgramFailed,
+    Recording,
+    Resource,
+    run_program,
+    stack_file_notes,
+)
 from components.offline.stackfile import StackFileError
 
 COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
@@ -332,16 +340,17 @@ def render_secrets(stack: str, root: Path = PROJECT_ROOT) -> dict[str, str]:
 
 
 def config_warnings(stack: str, secrets: dict[str, str], root: Path = PROJECT_ROOT) -> str:
-    """The config warnings the program logs (``pulumi.log.warn``), one a line; `(none)` when clean."""
+    """Stack-file notes (unquoted values read as surprising numbers) and the config warnings the
+    program logs (``pulumi.log.warn``), one a line; `(none)` when clean."""
     from components.config import ConfigError, parse_stack_config
-    from components.offline.runner import cli_config
+    from components.offline.runner import cli_config, stack_file_notes
 
     raw: dict[str, str] = cli_config(stack, root=root)
     raw.update(secrets)
     try:
-        warnings = parse_stack_config(raw, frozenset(secrets), stack=stack).warnings
+        warnings = (*stack_file_notes(stack, root), *parse_stack_config(raw, frozenset(secrets), stack=stack).warnings)
     except ConfigError as err:
-        warnings = tuple(err.warnings)
+        warnings = (*stack_file_notes(stack, root), *err.warnings)
     return "\n".join(warnings or ("(none)",)) + "\n"
 
 
@@ -365,10 +374,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ProgramFailed, StackFileError, RuntimeError) as failed:
         cause = failed.__cause__ if isinstance(failed, ProgramFailed) else None
         message = str(cause) if cause is not None else str(failed)
+        if not isinstance(failed, StackFileError):
+            notes = stack_file_notes(args.stack, root)
+            message = "\n".join([*(f"note: {n}" for n in notes), message])
         print(message, file=sys.stderr)
         marker = mark_failed(target, message)
         print(f"render failed: the previous render of {args.stack} was removed ({marker} says why)", file=sys.stderr)
         return 1
+    for note in stack_file_notes(args.stack, root):
+        print(f"note: {note}", file=sys.stderr)
     print(f"rendered {len(recording.resources)} resources into {len(files)} files under {target}")
     return 0
 

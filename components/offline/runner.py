@@ -324,6 +324,11 @@ def _stack_file(stack: str, root: Path) -> stackfile.StackFile:
     return stackfile.load(root / f"Pulumi.{stack}.yaml")
 
 
+def stack_file_notes(stack: str, root: Path = PROJECT_ROOT) -> list[str]:
+    """Unquoted stack-file values the CLI reads as a surprising number (``0123`` -> 83, ``1.10`` -> 1.1)."""
+    return list(_stack_file(stack, root).notes)
+
+
 def encrypted_keys(stack: str, root: Path = PROJECT_ROOT) -> list[str]:
     """Keys the stack file holds encrypted (``key: {secure: v1:...}``, from ``config set --secret``)."""
     return list(_stack_file(stack, root).encrypted)

@@ -77,6 +77,7 @@ class StackFile:
     path: Path
     values: dict[str, str]  # key -> the text PULUMI_CONFIG carries
     encrypted: tuple[str, ...]  # keys holding a `secure:` value (top level or nested)
+    notes: tuple[str, ...] = ()  # unquoted values the CLI reads as a different number (0123 -> 83)
 
 
 class _Loader(yaml.SafeLoader):
@@ -224,6 +225,34 @@ def _construct(node: Node, path: Path) -> Any:
     raise StackFileError(f"{_where(path, node)}: unsupported YAML node")
 
 
+_LEGACY_OCTAL = re.compile(r"[-+]?0[0-9_]+")
+_TRAILING_ZERO = re.compile(r"[-+]?[0-9]+\.[0-9]*0")
+
+
+def _surprises(node: Node, path: Path, seen: set[int] | None = None) -> list[str]:
+    """Unquoted values whose text the CLI reads as another number: leading-zero octal, 1.10 -> 1.1."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return []
+    seen.add(id(node))
+    if isinstance(node, ScalarNode):
+        if node.tag != _PLAIN:
+            return []
+        text, value = node.value, resolve_plain(node.value)
+        if isinstance(value, int) and not isinstance(value, bool) and _LEGACY_OCTAL.fullmatch(text):
+            return [f"{_where(path, node)}: unquoted {text} is read as the octal number {value} (the CLI passes "
+                    f"{value}); quote it (\"{text}\") if {text} was meant"]
+        if isinstance(value, float) and _TRAILING_ZERO.fullmatch(text) and "e" not in text.lower():
+            return [f"{_where(path, node)}: unquoted {text} is read as the number {go_number(value)}; quote it "
+                    f"(\"{text}\") if it is a version or other text"]
+        return []
+    if isinstance(node, SequenceNode):
+        return [note for item in node.value for note in _surprises(item, path, seen)]
+    if isinstance(node, MappingNode):
+        return [note for _, value in node.value for note in _surprises(value, path, seen)]
+    return []
+
+
 def go_number(value: float) -> str:
     """A float64 as Go's ``encoding/json`` writes it (shortest digits; exponent outside [1e-6, 1e21))."""
     if math.isnan(value) or math.isinf(value):
@@ -327,6 +356,8 @@ def load(path: Path, project: str = "platform") -> StackFile:
     if not isinstance(config, dict):
         assert config_node is not None
         raise StackFileError(f"{_where(path, config_node)}: 'config' must be a mapping of key: value")
+    assert config_node is not None
+    notes = tuple(_surprises(config_node, path))
     values: dict[str, str] = {}
     encrypted: list[str] = []
     for key, value in config.items():
@@ -340,4 +371,4 @@ def load(path: Path, project: str = "platform") -> StackFile:
             values[full] = config_text(value)
         except ValueError as err:
             raise StackFileError(f"{path.name}: config key {key!r}: {err}") from None
-    return StackFile(path, values, tuple(sorted(encrypted)))
+    return StackFile(path, values, tuple(sorted(encrypted)), notes)
