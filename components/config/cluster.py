@@ -389,12 +389,12 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
     for registry, endpoints in raw_mirrors.items():
         path = f"{registries.key_path('mirrors')}.{registry}"
         if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?|\*", str(registry)):
-            k.problems.error(path, "is not a registry host name")
-        if not isinstance(endpoints, list) or not all(
+            k.problems.error(path, f"{describe(registry)} is not a registry host name (host[:port] or '*')")
+        bad = [u for u in endpoints if not (
             isinstance(u, str) and re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._/-]*)?", u)
-            for u in endpoints
-        ):
-            k.problems.error(path, "expected a list of http(s):// endpoint URLs")
+        )] if isinstance(endpoints, list) else [endpoints]
+        if bad:
+            k.problems.error(path, f"expected a list of http(s):// endpoint URLs, got {describe(bad[0])}")
             continue
         mirrors.append((str(registry), tuple(endpoints)))
     registries.finish()
