@@ -371,3 +371,13 @@ def test_a_version_written_as_1_10_is_pointed_out(tmp_path: Path) -> None:
     assert stack_file_notes("t", tmp_path) == [
         'Pulumi.t.yaml:3:24: unquoted 1.30 is read as the number 1.3; quote it ("1.30") if it is a version or '
         "other text"]
+
+
+def test_config_keys_are_parsed_as_the_cli_parses_them(tmp_path: Path) -> None:
+    from components.offline.stackfile import StackFileError, load
+
+    (tmp_path / "Pulumi.t.yaml").write_text("config:\n  bare: 1\n  platform:config:legacy: x\n  other:k: y\n")
+    assert load(tmp_path / "Pulumi.t.yaml").values == {"platform:bare": "1", "platform:legacy": "x", "other:k": "y"}
+    (tmp_path / "Pulumi.t.yaml").write_text("config:\n  a:b:c: 1\n")
+    with pytest.raises(StackFileError, match="could not parse 'a:b:c' as a configuration key"):
+        load(tmp_path / "Pulumi.t.yaml")

@@ -362,8 +362,12 @@ def load(path: Path, project: str = "platform") -> StackFile:
     encrypted: list[str] = []
     for key, value in config.items():
         full = key if ":" in key else f"{project}:{key}"  # the CLI namespaces bare keys with the project
-        if full.count(":") > 1 or not full.split(":", 1)[1]:
-            raise StackFileError(f"{path.name}: config key {key!r} is not of the form namespace:name")
+        parts = full.split(":")
+        if len(parts) == 3 and parts[1] == "config":
+            full = f"{parts[0]}:{parts[2]}"  # the legacy <namespace>:config:<name> form (config.ParseKey)
+        elif len(parts) != 2:
+            raise StackFileError(f"{path.name}: could not parse {key!r} as a configuration key (configuration keys "
+                                 "should be of the form `<namespace>:<name>`)")
         if _holds_secure(value):
             encrypted.append(full)
             continue
