@@ -576,3 +576,27 @@ def test_ssh_key_material_must_be_a_private_key_and_is_never_echoed(key: str, ex
     error = caught.value.errors[0]
     assert error.startswith(f"{KEY}: ") and expected in error, error
     assert "KEYKEY" not in caught.value.render() and "MIIB" not in caught.value.render()
+
+
+@pytest.mark.parametrize(("cidr", "expected"), [
+    ("10.42.0.0/24", None), ("10.0.0.0/8", None),
+    ("10.42.0.0/25", "10.42.0.0/25 is smaller than one node's pod range (/24, K3s's node-cidr-mask-size): "
+                     "kube-controller-manager refuses it; use /24 or a shorter prefix, e.g. 10.42.0.0/16"),
+    ("fd00:42::/47", "is too large for kube-controller-manager's IPv6 node ranges"),
+])
+def test_pod_cidr_fits_the_node_cidr_mask(cidr: str, expected: str | None) -> None:
+    raw = homelab()
+    raw["platform:network"]["podCidr"] = cidr
+    if expected is None:
+        errors = [e for e in errors_of_or_none(raw) if e.startswith("platform:network.podCidr")]
+        assert errors == []
+    else:
+        assert any(e.startswith("platform:network.podCidr: ") and expected in e for e in errors_of_or_none(raw))
+
+
+def errors_of_or_none(raw: dict[str, Any]) -> list[str]:
+    try:
+        parse(raw)
+    except ConfigError as err:
+        return err.errors
+    return []

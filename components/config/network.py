@@ -14,6 +14,8 @@ from components.netaddr import DNS_NAME_RE, IPAddress, IPNetwork, parse_cidr, pa
 
 # kube-apiserver refuses a service range with more than 20 host bits (IPv4 /12, IPv6 /108).
 MAX_SERVICE_HOST_BITS = 20
+# kube-controller-manager's default --node-cidr-mask-size per family (K3s keeps the defaults).
+NODE_CIDR_MASK_SIZE = {4: 24, 6: 64}
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,19 @@ def parse_network(top: Reader, nodes: tuple[Node, ...]) -> Network | None:
         for key, net in cidrs.items():
             if node.address in net:
                 top.problems.error(r.key_path(key), f"{net} contains node {node.name}'s address {node.address}")
+    pod_net = cidrs.get("podCidr")
+    if pod_net is not None:
+        node_mask = NODE_CIDR_MASK_SIZE[pod_net.version]
+        if pod_net.prefixlen > node_mask:
+            # kube-controller-manager: "mask size of cluster CIDR must be less than or equal to
+            # --node-cidr-mask-size configured for CIDR family"; every node gets a /24 (IPv6 /64).
+            r.error("podCidr", f"{pod_net} is smaller than one node's pod range (/{node_mask}, K3s's "
+                               "node-cidr-mask-size): kube-controller-manager refuses it; use "
+                               f"/{node_mask} or a shorter prefix, e.g. "
+                               f"{pod_net.supernet(new_prefix=16 if pod_net.version == 4 else 56)}")
+        elif pod_net.version == 6 and node_mask - pod_net.prefixlen > 16:
+            r.error("podCidr", f"{pod_net} is too large for kube-controller-manager's IPv6 node ranges (at most 2^16 "
+                               f"/{node_mask} subnets): use /{node_mask - 16} or a longer prefix")
     service_net = cidrs.get("serviceCidr")
     if service_net is not None and service_net.max_prefixlen - service_net.prefixlen > MAX_SERVICE_HOST_BITS:
         # kube-apiserver: "specified --service-cluster-ip-range is too large; for 32-bit addresses,
