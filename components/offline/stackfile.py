@@ -11,7 +11,8 @@ yaml.v3 is not PyYAML's YAML 1.1: only ``true``/``false`` (any case-form of thos
 (``yes``, ``on`` stay strings), ``~``/``null``/empty are null, integers follow Go's
 ``strconv.ParseInt(s, 0, 64)`` after removing ``_`` (so ``0x1F`` is 31 and, for compatibility,
 ``0123`` is octal 83, exactly what the CLI passes), unquoted timestamps become ``time.Time``
-(passed as Go's ``Time.String()``), and duplicate keys are an error. This module parses the
+(passed as Go's ``Time.String()``), a null top-level value is passed as the empty string, and
+duplicate keys are an error. This module parses the
 file with PyYAML's composer (the same libyaml grammar) and resolves every plain scalar with
 yaml.v3's rules, so an offline run receives byte for byte what a ``pulumi`` run would.
 
@@ -150,7 +151,7 @@ def resolve_plain(text: str) -> Any:
             return float(text) if re.fullmatch(r"\.[0-9]+([eE][-+]?[0-9]+)?", text) else text
         except ValueError:
             return text
-    if first.isdigit() or first in "+-":
+    if first in "0123456789+-":
         stamp = _parse_timestamp(text)
         if stamp is not None:
             return stamp
@@ -159,7 +160,8 @@ def resolve_plain(text: str) -> Any:
         if number is not None:
             return number
         if _YAML_STYLE_FLOAT.fullmatch(plain):
-            return float(plain)
+            number_f = float(plain)
+            return text if math.isinf(number_f) else number_f  # Go's ParseFloat fails out of range: a string
     return text
 
 
