@@ -441,8 +441,10 @@ def run_program(
 ) -> Recording:
     """Run `<root>/__main__.py` for `stack` under mocks and return what it registered.
 
-    `overrides` replace or (with None) delete `platform:*` keys of the stack file; `secrets`
-    are set as secret config values (as `pulumi config set --secret` would).
+    The program receives the stack file's config exactly as the Pulumi CLI would pass it
+    (`cli_config`; a malformed file raises `StackFileError` naming file and line). `overrides`
+    replace or (with None) delete `platform:*` keys; `secrets` are set as secret config values
+    (as `pulumi config set --secret` would).
     """
     config = cli_config(stack, overrides, root)
     config.update(secrets or {})
