@@ -377,8 +377,12 @@ def test_k3s_versions_do_not_apply_to_a_shoot() -> None:
         "platform:versions.k3s: does not apply to clusterKind 'cleura'")
 
 
-@pytest.mark.parametrize(("value", "errors"), [(None, []), ("10.42.0.0/16", []),
-                                               (5, ["platform:calico.ipPoolCidr: expected a string, got 5"])])
+NUMBER_HINT = "; YAML read the unquoted text as a number (0123 becomes 83): quote it if a string was meant"
+
+
+@pytest.mark.parametrize(("value", "errors"), [
+    (None, []), ("10.42.0.0/16", []), (5, ["platform:calico.ipPoolCidr: expected a string, got 5" + NUMBER_HINT]),
+])
 def test_calico_pool_cidr_null_or_wrong_type_gives_no_nonsense(value: Any, errors: list[str]) -> None:
     raw = homelab()
     raw["platform:calico"]["ipPoolCidr"] = value
@@ -394,3 +398,205 @@ def test_bgp_peer_address_of_the_wrong_type_is_one_error() -> None:
     raw["platform:metallb"]["pools"][0]["advertise"] = "bgp"
     raw["platform:metallb"]["bgpPeers"] = [{"name": "tor", "address": "192.0.2.300", "asn": 65001}]
     assert one_error(raw) == "platform:metallb.bgpPeers[0].address: '192.0.2.300' is not an IPv4/IPv6 address"
+
+
+# -- validation as strict as the systems that receive the values -------------------------------
+
+
+def cleura() -> dict[str, Any]:
+    data = yaml.safe_load((PROJECT_ROOT / "Pulumi.cleura.yaml").read_text())["config"]
+    return copy.deepcopy(data)
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ({"Example.com/role": "x"},
+         "'Example.com/role' is not a valid label key: prefix 'Example.com' must be a lowercase"),
+        ({"a/b/c": "x"}, "'a/b/c' is not a valid label key: more than one '/'"),
+        ({"/role": "x"}, "'/role' is not a valid label key: empty prefix"),
+        ({"example.com/" + "n" * 64: "x"}, "the name part has 64 characters (at most 63)"),
+        ({"example.com/role": "v" * 64}, "is not a valid label value: 64 characters (at most 63)"),
+        ({"example.com/role": "-x"}, "'-x' is not a valid label value"),
+    ],
+)
+def test_node_labels_follow_kubernetes_rules(labels: dict[str, str], expected: str) -> None:
+    raw = homelab()
+    raw["platform:nodes"][3]["labels"] = labels
+    error = one_error(raw)
+    assert error.startswith("platform:nodes[3].labels.") and expected in error, error
+
+
+@pytest.mark.parametrize(
+    ("taints", "expected"),
+    [
+        (["dedicated=gpu:noschedule"], "'noschedule' is not a valid taint effect: not one of NoSchedule, "
+                                       "PreferNoSchedule, NoExecute; did you mean 'NoSchedule'?"),
+        (["Bad Key:NoSchedule"], "'Bad Key:NoSchedule' is not a taint: 'Bad Key' is not a valid taint key"),
+        (["dedicated=" + "v" * 64 + ":NoSchedule"], "is not a valid taint value: 64 characters"),
+        (["dedicated"], "'dedicated' is not a taint: no effect"),
+    ],
+)
+def test_node_taints_follow_kubernetes_rules(taints: list[str], expected: str) -> None:
+    raw = homelab()
+    raw["platform:nodes"][3]["taints"] = taints
+    error = one_error(raw)
+    assert error.startswith("platform:nodes[3].taints[0]: ") and expected in error, error
+
+
+def test_a_repeated_taint_key_and_effect_is_rejected_as_the_api_server_would() -> None:
+    raw = homelab()
+    raw["platform:nodes"][3]["taints"] = ["gpu=a:NoSchedule", "gpu=b:NoExecute", "gpu=c:NoSchedule"]
+    assert one_error(raw) == ("platform:nodes[3].taints[2]: repeats the taint gpu:NoSchedule of "
+                              "platform:nodes[3].taints[0] (one taint per key and effect)")
+
+
+@pytest.mark.parametrize(
+    ("field", "item", "expected"),
+    [
+        ("labels", {"key": "Bad Key", "value": "x"}, "labels[1].key: 'Bad Key' is not a valid label key"),
+        ("labels", {"key": "tier", "value": "not valid!"}, "labels[1].value: 'not valid!' is not a valid label value"),
+        ("taints", {"key": "a/b/c", "effect": "NoSchedule"}, "taints[0].key: 'a/b/c' is not a valid taint key"),
+        ("annotations", {"key": "-x", "value": "free text is fine here"}, "annotations[0].key: '-x' is not a valid "
+                                                                          "annotation key"),
+    ],
+)
+def test_cleura_worker_labels_taints_and_annotations_follow_kubernetes_rules(
+    field: str, item: dict[str, str], expected: str
+) -> None:
+    raw = cleura()
+    worker = raw["platform:cleura"]["shootProvider"]["workers"][0]
+    worker[field] = [*worker.get(field, []), item]
+    error = one_error(raw, with_key=False)
+    assert error.startswith("platform:cleura.shootProvider.workers[0].") and expected in error, error
+
+
+def test_cleura_worker_cannot_have_surge_and_unavailable_both_zero() -> None:
+    raw = cleura()
+    raw["platform:cleura"]["shootProvider"]["workers"][0]["maxSurge"] = 0
+    assert one_error(raw, with_key=False).startswith(
+        "platform:cleura.shootProvider.workers[0].maxSurge: is 0 and maxUnavailable is always 0")
+
+
+def test_a_terraform_style_key_is_reported_as_written_with_the_closest_valid_key_and_nothing_else() -> None:
+    raw = cleura()
+    raw["platform:cleura"]["kubernetes_version"] = raw["platform:cleura"].pop("kubernetesVersion")
+    assert errors_of(raw, with_key=False) == [
+        "platform:cleura.kubernetes_version: unknown key; did you mean 'kubernetesVersion'?"]
+
+
+def test_a_version_yaml_turned_into_a_number_says_to_quote_it() -> None:
+    raw = cleura()
+    raw["platform:cleura"]["kubernetesVersion"] = 1.30  # what YAML makes of an unquoted 1.30
+    error = one_error(raw, with_key=False)
+    assert error.startswith("platform:cleura.kubernetesVersion: expected a string, got 1.3; YAML read the unquoted "
+                            "text as the number 1.3"), error
+    assert 'quote the value as written, e.g. "1.10"' in error
+
+
+def test_a_misspelt_role_is_one_error_not_also_an_even_server_count() -> None:
+    raw = homelab()
+    raw["platform:nodes"][2]["role"] = "sever"
+    assert errors_of(raw) == ["platform:nodes[2].role: 'sever' is not one of server, agent; did you mean 'server'?"]
+
+
+@pytest.mark.parametrize(("cidr", "ok"), [("10.64.0.0/12", True), ("10.64.0.0/11", False), ("fd00:43::/108", True),
+                                          ("fd00:43::/107", False)])
+def test_service_cidr_size_is_kube_apiservers_limit(cidr: str, ok: bool) -> None:
+    raw = homelab()
+    raw["platform:network"]["serviceCidr"] = cidr
+    if ok:
+        assert parse(raw).network is not None
+    else:
+        error = one_error(raw)
+        assert error.startswith(f"platform:network.serviceCidr: {cidr} is too large for kube-apiserver: the prefix "
+                                f"must be /{12 if '.' in cidr else 108} or longer"), error
+
+
+@pytest.mark.parametrize(("dns", "why"), [("10.43.0.0", "the network address"), ("10.43.0.1", "the first address"),
+                                          ("10.43.255.255", "the broadcast address")])
+def test_cluster_dns_may_not_be_a_reserved_service_address(dns: str, why: str) -> None:
+    raw = homelab()
+    raw["platform:network"]["clusterDns"] = dns
+    assert one_error(raw).startswith(f"platform:network.clusterDns: {dns} is {why} of serviceCidr 10.43.0.0/16")
+
+
+@pytest.mark.parametrize(("schedule", "ok"), [
+    ("@daily", True), ("@every 6h", True), ("0 */6 * * *", True), ("30 2 * * SUN", True),
+    ("0 25 * * *", False), ("61 * * * *", False), ("0 0 * * 7", False), ("@reboot", False), ("0 0 0 * *", False),
+    ("0 0 * * * *", False),
+])
+def test_snapshot_schedule_is_checked_as_k3s_cron_parser_would(schedule: str, ok: bool) -> None:
+    raw = homelab()
+    raw["platform:k3s"]["etcd"]["snapshotSchedule"] = schedule
+    if ok:
+        k3s = parse(raw).k3s
+        assert k3s is not None and k3s.etcd.snapshot_schedule == schedule
+    else:
+        assert one_error(raw).startswith(f"platform:k3s.etcd.snapshotSchedule: '{schedule}' is not a 5-field cron")
+
+
+def test_hibernation_schedules_use_the_same_range_checks() -> None:
+    raw = cleura()
+    raw["platform:cleura"]["hibernationSchedules"] = [{"start": "0 25 * * 1-5", "end": "0 7 * * 1-5"}]
+    assert one_error(raw, with_key=False) == (
+        "platform:cleura.hibernationSchedules[0].start: '0 25 * * 1-5' is not a cron expression: hour field '25' "
+        "is out of range (0-23) or malformed")
+
+
+@pytest.mark.parametrize(("endpoint", "expected"), [
+    ("192.0.2.54", "192.0.2.54 is agent k3s-worker-01's address: nothing serves the API there"),
+    ("192.0.2.99", "192.0.2.99 is no server's address and not the VIP: nothing serves the API there"),
+    ("192.0.2.51", None), ("192.0.2.49", None), ("api.example.com", None),
+])
+def test_api_endpoint_must_be_served_by_a_server(endpoint: str, expected: str | None) -> None:
+    raw = homelab()
+    raw["platform:k3s"]["apiEndpoint"] = endpoint
+    if expected is None:
+        k3s = parse(raw).k3s
+        assert k3s is not None and k3s.api_endpoint == endpoint
+    else:
+        error = one_error(raw)
+        assert error.startswith(f"platform:k3s.apiEndpoint: {expected}; use one of the VIP 192.0.2.49, "
+                                "k3s-control-01 192.0.2.51"), error
+
+
+@pytest.mark.parametrize(("key", "expected"), [
+    ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKEYKEYKEYKEYKEYKEYKEYKEY user@host\n", "holds a public key"),
+    ("-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkq\n-----END PUBLIC KEY-----\n", "PEM public key or certificate"),
+    ("AAAAC3NzaC1lZDI1NTE5AAAAIKEYKEYKEYKEYKEYKEYKEYKEY", "does not look like a private key"),
+    ("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nabc\n-----END RSA PRIVATE KEY-----\n", "passphrase"),
+])
+def test_ssh_key_material_must_be_a_private_key_and_is_never_echoed(key: str, expected: str) -> None:
+    raw = homelab()
+    values: dict[str, Any] = {**raw, KEY: key}
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(values, frozenset({KEY}), stack="test")
+    assert len(caught.value.errors) == 1
+    error = caught.value.errors[0]
+    assert error.startswith(f"{KEY}: ") and expected in error, error
+    assert "KEYKEY" not in caught.value.render() and "MIIB" not in caught.value.render()
+
+
+@pytest.mark.parametrize(("cidr", "expected"), [
+    ("10.42.0.0/24", None), ("10.0.0.0/8", None),
+    ("10.42.0.0/25", "10.42.0.0/25 is smaller than one node's pod range (/24, K3s's node-cidr-mask-size): "
+                     "kube-controller-manager refuses it; use /24 or a shorter prefix, e.g. 10.42.0.0/16"),
+    ("fd00:42::/47", "is too large for kube-controller-manager's IPv6 node ranges"),
+])
+def test_pod_cidr_fits_the_node_cidr_mask(cidr: str, expected: str | None) -> None:
+    raw = homelab()
+    raw["platform:network"]["podCidr"] = cidr
+    if expected is None:
+        errors = [e for e in errors_of_or_none(raw) if e.startswith("platform:network.podCidr")]
+        assert errors == []
+    else:
+        assert any(e.startswith("platform:network.podCidr: ") and expected in e for e in errors_of_or_none(raw))
+
+
+def errors_of_or_none(raw: dict[str, Any]) -> list[str]:
+    try:
+        parse(raw)
+    except ConfigError as err:
+        return err.errors
+    return []

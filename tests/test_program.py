@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,45 @@ def test_component_level_config_errors_are_clean_too(program: RunProgram, tmp_pa
     assert type(failed.value.__cause__).__name__ == "RunError"
     assert "platform:k3s.airgap.binary" in str(failed.value.__cause__)
     assert failed.value.registered == []
+
+
+# -- the two commands and the first minutes --------------------------------------------------------
+
+
+def _make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import shutil
+
+    from components.offline.runner import PROJECT_ROOT
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, check=False, timeout=120)
+
+
+def test_make_help_lists_every_target_with_one_line() -> None:
+    import re
+
+    from components.offline.runner import PROJECT_ROOT
+
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    documented = re.findall(r"^## ([a-z-]+): ", makefile, re.M)
+    phony = {t for line in re.findall(r"^\.PHONY: (.*)$", makefile, re.M) for t in line.split()} - {"preview-cli"}
+    assert phony <= set(documented), phony - set(documented)
+    out = _make("help").stdout.splitlines()
+    for target in documented:
+        assert sum(line.split()[:1] == [target] for line in out) == 1, (target, out)
+
+
+def test_make_preview_checks_for_the_cli_before_building_anything(tmp_path: Path) -> None:
+    """No minute of virtualenv building before learning the CLI is missing; hints ready to paste."""
+    import time
+
+    started = time.monotonic()
+    done = _make("preview", "STACK=homelab", f"VENV={tmp_path / 'venv'}", "STATE=/srv/state",
+                 env={"PATH": "/usr/bin:/bin"})
+    assert time.monotonic() - started < 10
+    assert done.returncode == 2 and "Error 3" in done.stderr
+    assert not (tmp_path / "venv").exists() and "[1/3]" not in done.stdout
+    assert "  export PULUMI_BACKEND_URL=file:///srv/state PULUMI_CONFIG_PASSPHRASE=<passphrase>" in done.stdout
+    assert "  pulumi stack select --create homelab" in done.stdout

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from components import versions
+from components import kubesyntax, versions
 from components.config.reader import NAMESPACE, Reader, Secret, describe, secret_command, suggest
 from components.netaddr import (
     DNS_LABEL_RE,
@@ -128,27 +128,29 @@ class K3s:
 
 
 def parse_labels(reader: Reader, key: str) -> tuple[tuple[str, str], ...]:
+    """Node labels, each key and value checked by Kubernetes' own rules (`components.kubesyntax`)."""
     labels = reader.string_map(key)
     for k, v in labels.items():
-        if not LABEL_KEY_RE.fullmatch(k) or len(k) > 317:
-            reader.error(f"{key}.{k}", "is not a valid label key (prefix/name, e.g. example.com/role)")
-        if not LABEL_VALUE_RE.fullmatch(v) or len(v) > 63:
-            reader.error(f"{key}.{k}", f"{describe(v)} is not a valid label value (<= 63 of [A-Za-z0-9-_.])")
+        problem = kubesyntax.label_key_problem(k) or kubesyntax.label_value_problem(v)
+        if problem:
+            reader.error(f"{key}.{k}", problem)
     return tuple(sorted(labels.items()))
 
 
 def parse_taints(reader: Reader, key: str) -> tuple[Taint, ...]:
+    """``key[=value]:Effect`` strings, checked as the API server checks taints (no repeated key+effect)."""
     taints: list[Taint] = []
+    paths: list[str] = []
     for path, item in reader.items(key):
-        match = TAINT_RE.fullmatch(item) if isinstance(item, str) else None
-        if match is None or not LABEL_KEY_RE.fullmatch(match["key"]) or not LABEL_VALUE_RE.fullmatch(
-            match["value"] or ""
-        ):
-            reader.problems.error(
-                path, f"{describe(item)} is not a taint (expected key[=value]:NoSchedule|PreferNoSchedule|NoExecute)"
-            )
+        parsed, why = kubesyntax.parse_taint(item)
+        if parsed is None:
+            reader.problems.error(path, f"{why}")
             continue
-        taints.append(Taint(match["key"], match["value"] or "", match["effect"]))
+        taints.append(Taint(*parsed))
+        paths.append(path)
+    for index, first, (taint_key, effect) in kubesyntax.duplicate_taints((t.key, t.effect) for t in taints):
+        reader.problems.error(paths[index], f"repeats the taint {taint_key}:{effect} of {paths[first]} (one taint "
+                                            "per key and effect)")
     return tuple(taints)
 
 
@@ -167,17 +169,24 @@ def kubelet_may_not_set(key: str) -> bool:
     return restricted and key not in KUBELET_LABELS and not key.startswith(KUBELET_LABEL_PREFIXES)
 
 
-def parse_nodes(top: Reader) -> tuple[tuple[Node, ...], int]:
-    """The nodes that parsed, and the number of entries asking for role 'server'."""
+def parse_nodes(top: Reader) -> tuple[tuple[Node, ...], int | None]:
+    """The nodes that parsed, and the number of entries asking for role 'server'.
+
+    The count is None when some role is invalid: a misspelt role is reported once, and the
+    server count it would distort is then not judged as well.
+    """
     nodes: list[Node] = []
     servers = 0
+    bad_role = False
     names: dict[str, str] = {}
     addresses: dict[IPAddress, str] = {}
     for path, item in top.items("nodes"):
         r = Reader(item, path, top.problems)
         name = r.string("name", required=True)
         address_text = r.string("address", required=True)
+        errors_before = len(top.problems.errors)
         role = r.choice("role", ("server", "agent"), "agent")
+        bad_role = bad_role or len(top.problems.errors) > errors_before
         servers += role == "server"
         labels = parse_labels(r, "labels")
         for label_key, _ in labels:
@@ -206,10 +215,12 @@ def parse_nodes(top: Reader) -> tuple[tuple[Node, ...], int]:
             addresses.setdefault(address, f"{path}.address")
         if name is not None and address is not None:
             nodes.append(Node(name, address, role, labels, taints, storage, user, port))  # type: ignore[arg-type]
-    return tuple(nodes), servers
+    return tuple(nodes), None if bad_role else servers
 
 
-def check_server_count(servers: int, problems: Problems, path: str) -> None:
+def check_server_count(servers: int | None, problems: Problems, path: str) -> None:
+    if servers is None:
+        return  # a role was invalid: that error is the one to fix first
     if servers == 0:
         problems.error(path, "no node has role 'server': embedded etcd needs 1, 3 or 5 servers")
     elif servers % 2 == 0:
@@ -220,6 +231,30 @@ def check_server_count(servers: int, problems: Problems, path: str) -> None:
         )
     elif servers == 1:
         problems.warn(path, "a single server has no control-plane redundancy; use 3 for HA")
+
+
+PUBLIC_KEY_RE = re.compile(r"\s*(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-\S+)\s+[A-Za-z0-9+/=]{16,}")
+_PEM_KIND = r"(OPENSSH |RSA |EC |DSA |ENCRYPTED )?"
+PRIVATE_KEY_RE = re.compile(
+    rf"\s*-----BEGIN {_PEM_KIND}PRIVATE KEY-----\r?\n.+\r?\n-----END {_PEM_KIND}PRIVATE KEY-----\s*", re.DOTALL,
+)
+
+
+def private_key_problem(text: str) -> str | None:
+    """Why `text` is not an SSH private key (its text is never echoed: it is a secret), or None."""
+    if PUBLIC_KEY_RE.match(text):
+        return ("holds a public key (an 'ssh-...' line, the .pub file); the SSH client needs the private key "
+                "file itself")
+    if "PUBLIC KEY-----" in text or "CERTIFICATE-----" in text:
+        return "holds a PEM public key or certificate, not a private key"
+    if "PuTTY-User-Key-File" in text:
+        return "is a PuTTY .ppk key; convert it with 'puttygen key.ppk -O private-openssh -o id_key'"
+    if not PRIVATE_KEY_RE.fullmatch(text):
+        return ("does not look like a private key (expected '-----BEGIN OPENSSH PRIVATE KEY-----' ... "
+                "'-----END OPENSSH PRIVATE KEY-----'; a passphrase-protected key cannot be used unattended)")
+    if "ENCRYPTED" in text or "Proc-Type: 4,ENCRYPTED" in text:
+        return "is protected by a passphrase, which an unattended run cannot type; use a key without one"
+    return None
 
 
 def parse_ssh(top: Reader, secrets: Mapping[str, Secret], node_names: set[str]) -> Ssh:
@@ -249,11 +284,14 @@ def parse_ssh(top: Reader, secrets: Mapping[str, Secret], node_names: set[str]) 
             bastion = Bastion(host, b_user, b_port, b_key)
     r.finish()
     key = secrets.get("sshPrivateKey")
+    set_key = secret_command("sshPrivateKey", "-- < ~/.ssh/id_ed25519")
     if key is None:
-        top.problems.error(
-            f"{NAMESPACE}:sshPrivateKey",
-            f"required secret is not set; run: {secret_command('sshPrivateKey', '-- < ~/.ssh/id_ed25519')}",
-        )
+        top.problems.error(f"{NAMESPACE}:sshPrivateKey", f"required secret is not set; run: {set_key}")
+    elif not any(e.startswith(f"{NAMESPACE}:sshPrivateKey:") for e in top.problems.errors) and (
+        problem := private_key_problem(key.value)
+    ) is not None:
+        top.problems.error(f"{NAMESPACE}:sshPrivateKey", f"{problem}; run: {set_key}")
+        key = None
     return Ssh(user, port, key, tuple(sorted(host_keys.items())), bastion)
 
 
@@ -264,11 +302,14 @@ def parse_etcd(k: Reader, secrets: Mapping[str, Secret]) -> Etcd:
     if election < 5 * heartbeat:
         e.error("electionTimeoutMs", f"{election} must be at least 5x heartbeatIntervalMs ({heartbeat})")
     schedule = e.string("snapshotSchedule")
-    if schedule is not None and (
-        len(schedule.split()) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*?,/-]+", f) for f in schedule.split())
-    ):
-        e.error("snapshotSchedule", f"{describe(schedule)} is not a 5-field cron expression")
-        schedule = None
+    if schedule is not None:
+        from components.gardener.spec import cron_problem  # the one cron checker (robfig/cron rules)
+
+        problem = cron_problem(schedule, extended=False)
+        if problem:
+            e.error("snapshotSchedule", f"{describe(schedule)} is not a 5-field cron expression or descriptor that "
+                                        f"K3s (etcd-snapshot-schedule-cron) accepts: {problem}")
+            schedule = None
     retention = e.integer("snapshotRetention", 5, minimum=1, maximum=1000)
     s3: EtcdS3 | None = None
     if e.has("s3"):
@@ -318,8 +359,19 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
             vip = Vip(address, interface)
     default_endpoint = str(vip.address) if vip else (str(servers[0].address) if servers else "")
     endpoint = k.string("apiEndpoint", default_endpoint) or default_endpoint
-    if endpoint and parse_ip(endpoint) is None and not DNS_NAME_RE.fullmatch(endpoint):
+    endpoint_ip = parse_ip(endpoint) if endpoint else None
+    if endpoint and endpoint_ip is None and not DNS_NAME_RE.fullmatch(endpoint):
         k.error("apiEndpoint", f"{describe(endpoint)} is neither an IP address nor a DNS name")
+    elif endpoint_ip is not None and servers and (vip is None or endpoint_ip != vip.address) and all(
+        n.address != endpoint_ip for n in servers
+    ):
+        # Agents and joining nodes reach the API here on 6443: only servers (or their VIP) answer.
+        owner = next((n for n in nodes if n.address == endpoint_ip), None)
+        served_by = ([f"the VIP {vip.address}"] if vip else []) + [f"{n.name} {n.address}" for n in servers]
+        what = f"agent {owner.name}'s address" if owner else "no server's address and not the VIP"
+        k.error("apiEndpoint", f"{endpoint_ip} is {what}: nothing serves the API there; use one of "
+                               f"{', '.join(served_by)}, or a DNS name (e.g. of a load balancer in front of the "
+                               "servers)")
     sans = k.strings("tlsSans")
     for i, san in enumerate(sans):
         if parse_ip(san) is None and not DNS_NAME_RE.fullmatch(san.removeprefix("*.")):
@@ -337,12 +389,12 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
     for registry, endpoints in raw_mirrors.items():
         path = f"{registries.key_path('mirrors')}.{registry}"
         if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?|\*", str(registry)):
-            k.problems.error(path, "is not a registry host name")
-        if not isinstance(endpoints, list) or not all(
+            k.problems.error(path, f"{describe(registry)} is not a registry host name (host[:port] or '*')")
+        bad = [u for u in endpoints if not (
             isinstance(u, str) and re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._/-]*)?", u)
-            for u in endpoints
-        ):
-            k.problems.error(path, "expected a list of http(s):// endpoint URLs")
+        )] if isinstance(endpoints, list) else [endpoints]
+        if bad:
+            k.problems.error(path, f"expected a list of http(s):// endpoint URLs, got {describe(bad[0])}")
             continue
         mirrors.append((str(registry), tuple(endpoints)))
     registries.finish()

@@ -12,6 +12,11 @@ from components.config.cluster import Node
 from components.config.reader import Reader, describe
 from components.netaddr import DNS_NAME_RE, IPAddress, IPNetwork, parse_cidr, parse_ip
 
+# kube-apiserver refuses a service range with more than 20 host bits (IPv4 /12, IPv6 /108).
+MAX_SERVICE_HOST_BITS = 20
+# kube-controller-manager's default --node-cidr-mask-size per family (K3s keeps the defaults).
+NODE_CIDR_MASK_SIZE = {4: 24, 6: 64}
+
 
 @dataclass(frozen=True)
 class Network:
@@ -62,6 +67,27 @@ def parse_network(top: Reader, nodes: tuple[Node, ...]) -> Network | None:
         for key, net in cidrs.items():
             if node.address in net:
                 top.problems.error(r.key_path(key), f"{net} contains node {node.name}'s address {node.address}")
+    pod_net = cidrs.get("podCidr")
+    if pod_net is not None:
+        node_mask = NODE_CIDR_MASK_SIZE[pod_net.version]
+        if pod_net.prefixlen > node_mask:
+            # kube-controller-manager: "mask size of cluster CIDR must be less than or equal to
+            # --node-cidr-mask-size configured for CIDR family"; every node gets a /24 (IPv6 /64).
+            r.error("podCidr", f"{pod_net} is smaller than one node's pod range (/{node_mask}, K3s's "
+                               "node-cidr-mask-size): kube-controller-manager refuses it; use "
+                               f"/{node_mask} or a shorter prefix, e.g. "
+                               f"{pod_net.supernet(new_prefix=16 if pod_net.version == 4 else 56)}")
+        elif pod_net.version == 6 and node_mask - pod_net.prefixlen > 16:
+            r.error("podCidr", f"{pod_net} is too large for kube-controller-manager's IPv6 node ranges (at most 2^16 "
+                               f"/{node_mask} subnets): use /{node_mask - 16} or a longer prefix")
+    service_net = cidrs.get("serviceCidr")
+    if service_net is not None and service_net.max_prefixlen - service_net.prefixlen > MAX_SERVICE_HOST_BITS:
+        # kube-apiserver: "specified --service-cluster-ip-range is too large; for 32-bit addresses,
+        # the mask must be >= 12" (128-bit: >= 108); K3s would not start.
+        smallest = service_net.max_prefixlen - MAX_SERVICE_HOST_BITS
+        example = f"{service_net.network_address}/{16 if service_net.version == 4 else 112}"
+        r.error("serviceCidr", f"{service_net} is too large for kube-apiserver: the prefix must be /{smallest} or "
+                               f"longer (at most 2^{MAX_SERVICE_HOST_BITS} service addresses), e.g. {example}")
     if "podCidr" not in cidrs or "serviceCidr" not in cidrs:
         return None
     service = cidrs["serviceCidr"]
@@ -79,4 +105,13 @@ def parse_network(top: Reader, nodes: tuple[Node, ...]) -> Network | None:
         return None
     if dns not in service:
         r.error("clusterDns", f"{dns} is outside serviceCidr {service}")
+    elif dns == service.network_address:
+        r.error("clusterDns", f"{dns} is the network address of serviceCidr {service}, which the API server never "
+                              f"allocates; use e.g. {service.network_address + 10}")
+    elif dns == service.network_address + 1:
+        r.error("clusterDns", f"{dns} is the first address of serviceCidr {service}, reserved for the 'kubernetes' "
+                              f"API service; use e.g. {service.network_address + 10}")
+    elif service.version == 4 and dns == service.broadcast_address:
+        r.error("clusterDns", f"{dns} is the broadcast address of serviceCidr {service}, which the API server never "
+                              f"allocates; use e.g. {service.network_address + 10}")
     return Network(cidrs["podCidr"], service, tuple(node_cidrs), domain, dns)

@@ -37,6 +37,18 @@ def describe(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def yaml_typed_hint(value: object) -> str:
+    """Why a string key got a number or a boolean: YAML typed the unquoted text; say to quote it."""
+    if isinstance(value, bool):
+        return f"; YAML reads an unquoted {str(value).lower()} as a boolean: quote it if a string was meant"
+    if isinstance(value, float):
+        return (f"; YAML read the unquoted text as the number {value!r} (1.10 becomes 1.1): quote the value "
+                "as written, e.g. \"1.10\"")
+    if isinstance(value, int):
+        return "; YAML read the unquoted text as a number (0123 becomes 83): quote it if a string was meant"
+    return ""
+
+
 class Reader:
     """Typed access to one config object at `path`; unknown keys are reported by `finish()`."""
 
@@ -85,7 +97,7 @@ class Reader:
                 self.error(key, f"is required{hint and ' (' + hint + ')'}")
             return default
         if not isinstance(value, str):
-            self.error(key, f"expected a string, got {describe(value)}")
+            self.error(key, f"expected a string, got {describe(value)}{yaml_typed_hint(value)}")
             return default
         if pattern is not None and not re.fullmatch(pattern, value):
             self.error(key, f"{describe(value)} does not match {hint or pattern}")
@@ -146,7 +158,7 @@ class Reader:
             if isinstance(item, str):
                 out.append(item)
             else:
-                self.problems.error(path, f"expected a string, got {describe(item)}")
+                self.problems.error(path, f"expected a string, got {describe(item)}{yaml_typed_hint(item)}")
         return tuple(out)
 
     def string_map(self, key: str) -> dict[str, str]:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from components.config.reader import yaml_typed_hint
+
 # The string the Python SDK uses for "unknown during preview" (`pulumi.runtime.rpc.UNKNOWN`).
 # Copied as a literal so this module stays importable without Pulumi; a test pins the value.
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -99,7 +101,15 @@ def camel(name: str) -> str:
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
+class AsWritten(str):
+    """A key exactly as the user wrote it (an unknown key): shown verbatim, never re-spelt."""
+
+    __slots__ = ()
+
+
 def display_key(name: str, style: KeyStyle) -> str:
+    if isinstance(name, AsWritten):
+        return str(name)
     return camel(name) if style == "camel" else name
 
 
@@ -120,14 +130,19 @@ def describe(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _suggest(key: str, known: list[str]) -> str:
+def _closest(key: str, known: list[str]) -> str | None:
     lowered = {k.lower().replace("_", ""): k for k in known}
     squashed = key.lower().replace("_", "").replace("-", "")
     if squashed in lowered:
-        return f"; did you mean '{lowered[squashed]}'?"
+        return lowered[squashed]
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = _closest(key, known)
     if close:
-        return f"; did you mean '{close[0]}'?"
+        return f"; did you mean '{close}'?"
     return f" (known keys: {', '.join(sorted(known))})"
 
 
@@ -185,11 +200,17 @@ def walk_object(fields: Mapping[str, Field], raw: object, path: Path, w: Walk) -
         return {}
     by_display = {display_key(k, w.style): k for k in fields}
     out: dict[str, Any] = {}
+    misspelt: set[str] = set()  # known keys an unknown key probably meant: not also "is required"
     for key in raw:
         if key not in by_display:
-            w.error((*path, str(key)), "unknown key" + _suggest(str(key), list(by_display)))
+            w.error((*path, AsWritten(key)), "unknown key" + _suggest(str(key), list(by_display)))
+            close = _closest(str(key), list(by_display))
+            if close is not None:
+                misspelt.add(by_display[close])
     for name, spec in fields.items():
         value = raw.get(display_key(name, w.style))
+        if value is None and name in misspelt:
+            continue
         walked = walk_value(spec, value, (*path, name), w)
         if walked is not None:
             out[name] = walked
@@ -225,7 +246,8 @@ def walk_value(spec: Field, value: object, path: Path, w: Walk) -> Any:
     else:
         ok, coerced = _coerce(spec.kind, value)
         if not ok:
-            w.error(path, f"expected {_TYPE_NAMES[spec.kind]}, got {describe(value)}")
+            hint = yaml_typed_hint(value) if spec.kind == "str" else ""
+            w.error(path, f"expected {_TYPE_NAMES[spec.kind]}, got {describe(value)}{hint}")
             return None
         result = coerced
     if spec.rule is not None:

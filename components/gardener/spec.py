@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from components import kubesyntax
 from components.gardener.schema import (
     Field,
     Issue,
@@ -143,25 +144,38 @@ _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
 _DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 
 
-def cron_rule(value: str) -> str | None:
-    """Gardener hibernation schedules: 5-field cron (robfig style), 6/7 fields, or a macro."""
+def cron_problem(value: str, *, extended: bool = True) -> str | None:
+    """Why `value` is not a cron schedule as robfig/cron reads it (5 range-checked fields or a descriptor).
+
+    Gardener hibernation schedules (`extended`) also take 6/7-field forms, ``@reboot`` and a
+    day-of-week of 7; K3s's ``etcd-snapshot-schedule-cron`` (robfig's standard parser) takes 5
+    fields with day-of-week 0-6 and the descriptors (``@daily``, ``@every 6h``, ...).
+    """
     text = value.strip()
     if text.startswith("@"):
-        if text in CRON_MACROS:
+        if text in CRON_MACROS and (extended or text != "@reboot"):
             return None
         if text.startswith("@every ") and GO_DURATION_RE.fullmatch(text[len("@every "):].strip()):
             return None
-        return f"{describe_str(value)} is not a cron macro (@daily, @every 1h, ...)"
+        macros = [m for m in CRON_MACROS if extended or m != "@reboot"]
+        return f"not a cron descriptor ({', '.join(macros)} or @every <duration>)"
     parts = text.split()
     if len(parts) == 5:
-        ranges = [(0, 59, ()), (0, 23, ()), (1, 31, ()), (1, 12, _MONTHS), (0, 7, _DAYS)]
-        for part, (lo, hi, names) in zip(parts, ranges, strict=True):
-            if not _cron_field_ok(part, lo, hi, names):
-                return f"{describe_str(value)}: cron field {part!r} is out of range or malformed"
+        names = ("minute", "hour", "day of month", "month", "day of week")
+        ranges = [(0, 59, ()), (0, 23, ()), (1, 31, ()), (1, 12, _MONTHS), (0, 7 if extended else 6, _DAYS)]
+        for part, name, (lo, hi, labels) in zip(parts, names, ranges, strict=True):
+            if not _cron_field_ok(part, lo, hi, labels):
+                return f"{name} field {part!r} is out of range ({lo}-{hi}) or malformed"
         return None
-    if len(parts) in (6, 7) and all(re.fullmatch(r"[0-9A-Za-z*?,/#LW-]+", p) for p in parts):
+    if extended and len(parts) in (6, 7) and all(re.fullmatch(r"[0-9A-Za-z*?,/#LW-]+", p) for p in parts):
         return None
-    return f"{describe_str(value)} is not a cron expression (5 fields, e.g. '0 20 * * 1-5')"
+    return f"{len(parts)} fields (expected 5, e.g. '0 20 * * 1-5', or a descriptor like @daily)"
+
+
+def cron_rule(value: str) -> str | None:
+    """Gardener hibernation schedules: 5-field cron (robfig style), 6/7 fields, or a macro."""
+    problem = cron_problem(value)
+    return f"{describe_str(value)} is not a cron expression: {problem}" if problem else None
 
 
 def _non_negative(value: int) -> str | None:
@@ -174,13 +188,38 @@ def _non_empty(value: str) -> str | None:
 
 # --- the schema (snake_case provider inputs; camelCase in stack YAML) ------------------------
 
+def _label_key(value: str) -> str | None:
+    return kubesyntax.label_key_problem(value)
+
+
+def _label_value(value: str) -> str | None:
+    return kubesyntax.label_value_problem(value)
+
+
+def _annotation_key(value: str) -> str | None:
+    return kubesyntax.label_key_problem(value, "annotation key")
+
+
+def _taint_key(value: str) -> str | None:
+    return kubesyntax.label_key_problem(value, "taint key")
+
+
+def _taint_value(value: str) -> str | None:
+    return kubesyntax.label_value_problem(value, "taint value") if value else None
+
+
+# Gardener validates worker labels, annotations and taints with Kubernetes' own rules.
 KV_FIELDS: dict[str, Field] = {
-    "key": Field("str", required=True, rule=_non_empty),
+    "key": Field("str", required=True, rule=_label_key),
+    "value": Field("str", required=True, rule=_label_value),
+}
+ANNOTATION_FIELDS: dict[str, Field] = {
+    "key": Field("str", required=True, rule=_annotation_key),
     "value": Field("str", required=True),
 }
 TAINT_FIELDS: dict[str, Field] = {
-    "key": Field("str", required=True, rule=_non_empty),
-    "value": Field("str"),
+    "key": Field("str", required=True, rule=_taint_key),
+    "value": Field("str", rule=_taint_value),
     "effect": Field("str", required=True, rule=_one_of(TAINT_EFFECTS)),
 }
 WORKER_FIELDS: dict[str, Field] = {
@@ -196,7 +235,7 @@ WORKER_FIELDS: dict[str, Field] = {
     "volume_size": Field("str", required=True, rule=_pattern(VOLUME_SIZE_RE, "a size such as 50Gi")),
     "zones": Field("list", item=Field("str", rule=_non_empty)),
     "labels": Field("list", item=Field("obj", fields=KV_FIELDS)),
-    "annotations": Field("list", item=Field("obj", fields=KV_FIELDS)),
+    "annotations": Field("list", item=Field("obj", fields=ANNOTATION_FIELDS)),
     "taints": Field("list", item=Field("obj", fields=TAINT_FIELDS)),
 }
 CILIUM_FIELDS: dict[str, Field] = {
@@ -322,6 +361,11 @@ def cross_check_shoot(d: Mapping[str, Any], w: Walk) -> None:
             w.error((*path, "minimum"), f"must be <= maximum ({lo} > {hi})")
         if isinstance(hi, int) and hi < 1:
             w.error((*path, "maximum"), "must be at least 1")
+        if wk.get("max_surge") == 0:
+            # max_unavailable is read-only in the Cleura API (always 0): Gardener rejects a rolling
+            # update that may neither add a node nor take one away.
+            w.error((*path, "max_surge"), "is 0 and maxUnavailable is always 0 through the Cleura API: Gardener "
+                                          "rejects a worker pool with both zero (it could never roll); use 1")
         if isinstance(hi, int) and isinstance(zones, list) and _known(*zones) and hi < len(zones):
             w.error((*path, "maximum"),
                     f"must be >= the number of zones ({len(zones)}): Gardener needs a node per zone")

@@ -3,17 +3,23 @@
 ``python -m components.offline.render <stack> [--out build/render]`` runs the real program
 under mocks and writes ``<out>/<stack>/``:
 
+- ``summary.txt``: one line per resource (name, type, parent, dependencies, a hash of its
+  inputs), sorted by name: the first file to diff,
+- ``outputs.json``: the stack outputs (secrets as ``[secret]``); ``warnings.txt``: config warnings,
 - ``install-order.txt``: the remote steps in waves (what runs in parallel, the critical path),
 - ``resources.json``: every resource (type, name, parent, dependencies, provider, options,
-  inputs with secrets replaced by ``[secret]``),
-- ``scripts/<resource>.<create|update|delete>.sh``: every remote/local command script,
+  inputs with secrets replaced by ``[secret]``; scripts as ``[script scripts/<file>]``),
+- ``scripts/<resource>.<create|update|delete>.sh``: every remote/local command script, written
+  once (an update script identical to the create script refers to the create file),
 - ``hosts/<node>/...``: the files those scripts write on each node (tokens redacted),
 - ``helm/<release>.yaml``: chart, repository, version, namespace and values of each Helm
   release (v3 Release) and chart (v4 Chart),
 - ``manifests/<kind>-<name>.yaml``: every other Kubernetes object and custom resource,
 - ``api/<resource>.json``: the API request body of each Gardener shoot.
 
-Reviewers diff two renders; CI runs shellcheck and schema validation on them. Secrets are
+Reviewers diff two renders; CI runs shellcheck and schema validation on them. The tree is
+written aside and moved into place when complete; a failed render leaves only
+``RENDER-FAILED.txt`` (with the error) in ``<out>/<stack>/``, never a stale tree. Secrets are
 redacted by construction and the written tree is then scanned for every secret's text.
 """
 
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import base64
 import functools
+import hashlib
 import json
 import os
 import re
@@ -35,7 +42,16 @@ from typing import Any
 
 import yaml
 
-from components.offline.runner import PROJECT_ROOT, SECRET, ProgramFailed, Recording, Resource, run_program
+from components.offline.runner import (
+    PROJECT_ROOT,
+    SECRET,
+    ProgramFailed,
+    Recording,
+    Resource,
+    run_program,
+    stack_file_notes,
+)
+from components.offline.stackfile import StackFileError
 
 COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
 HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
@@ -115,42 +131,124 @@ def install_order(recording: Recording) -> str:
     return "\n".join(lines) + "\n"
 
 
+def input_hash(resource: Resource) -> str:
+    """A short digest of a resource's redacted inputs: changes whenever a non-secret input does."""
+    text = json.dumps(resource.redacted_inputs(), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def summary(recording: Recording) -> str:
+    """One line per resource, sorted by name then type: what a reviewer scans before the details.
+
+    ``<name>  <type>  parent=<name>  deps=<names>  inputs=<hash>`` (dependencies are the union of
+    resource and property dependencies; `-` when there are none).
+    """
+    names = {r.urn: r.name for r in recording}
+    lines = []
+    for r in sorted(recording, key=lambda r: (r.name, r.type, r.urn)):
+        deps = set(r.dependencies)
+        for values in r.property_dependencies.values():
+            deps.update(values)
+        dep_names = sorted(names.get(u, u.rsplit("::", 1)[-1]) for u in deps)
+        parent = names.get(r.parent, "-") if r.parent else "-"
+        lines.append(f"{r.name}  {r.type}  parent={parent}  deps={','.join(dep_names) or '-'}  inputs={input_hash(r)}")
+    return "\n".join(lines) + "\n"
+
+
+def script_files(recording: Recording) -> tuple[dict[tuple[str, str], str], dict[str, str]]:
+    """Where each command script is written: ``{(urn, phase): relative path}`` and ``{path: text}``.
+
+    An update (or delete) script identical to the create script is not written again: it
+    refers to the create script's file.
+    """
+    refs: dict[tuple[str, str], str] = {}
+    files: dict[str, str] = {}
+    for resource in recording:
+        if resource.type not in COMMAND_TYPES:
+            continue
+        by_text: dict[str, str] = {}
+        for phase, text in scripts(resource).items():
+            if text in by_text:
+                refs[(resource.urn, phase)] = by_text[text]
+                continue
+            relative = f"scripts/{_file_name(resource.name)}.{phase}.sh"
+            files[relative] = text if text.endswith("\n") else text + "\n"
+            refs[(resource.urn, phase)] = by_text[text] = relative
+    return refs, files
+
+
+def resources_json(recording: Recording, refs: dict[tuple[str, str], str]) -> str:
+    """`Recording.canonical_json` with each script replaced by ``[script <file>]`` (written once)."""
+    entries = json.loads(recording.canonical_json())
+    for entry, resource in zip(entries, sorted(recording.resources, key=lambda r: r.urn), strict=True):
+        for phase in ("create", "update", "delete"):
+            if (resource.urn, phase) in refs:
+                entry["inputs"][phase] = f"[script {refs[(resource.urn, phase)]}]"
+    return json.dumps(entries, indent=2, sort_keys=True, default=str) + "\n"
+
+
 def render(recording: Recording, out: Path, extra: dict[str, str] | None = None) -> list[Path]:
-    """Write the render tree for `recording` (plus `extra` files) under `out` and return the files."""
+    """Write the render tree for `recording` (plus `extra` files) under `out` and return the files.
+
+    The tree is written beside `out` and moved into place only when complete and free of
+    secret text, so `out` is never half old, half new.
+    """
+    staging = out.with_name(out.name + ".rendering")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    relatives: list[str] = []
+
+    def write(relative: str, text: str) -> None:
+        path = staging / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        relatives.append(relative)
+
+    dump: Callable[[Any], str] = lambda data: yaml.safe_dump(data, sort_keys=True, default_flow_style=False)  # noqa: E731
+    refs, scripts_written = script_files(recording)
+    try:
+        write("resources.json", resources_json(recording, refs))
+        write("summary.txt", summary(recording))
+        write("outputs.json", json.dumps(recording.redacted_outputs(), indent=2, sort_keys=True, default=str) + "\n")
+        write("install-order.txt", install_order(recording))
+        for relative, text in sorted((extra or {}).items()):
+            write(relative, text)
+        for relative, text in sorted(scripts_written.items()):
+            write(relative, text)
+        for resource in recording:
+            if resource.type in HELM_TYPES:
+                write(f"helm/{_file_name(resource.name)}.yaml", dump(helm_release(resource)))
+            elif _is_gardener_shoot(resource):
+                write(f"api/{_file_name(resource.name)}.create.json", json.dumps(api_body(resource), indent=2) + "\n")
+            elif is_manifest(resource):
+                body = manifest(resource)
+                kind = str(body.get("kind") or resource.type.rsplit(":", 1)[-1])
+                write(f"manifests/{_file_name(kind)}-{_file_name(resource.name)}.yaml", dump(body))
+        leaks = find_leaks([staging / r for r in relatives], recording.secret_values)
+        if leaks:
+            shown = ", ".join(str(out / Path(p).relative_to(staging)) for p in leaks)
+            raise RuntimeError(f"refusing to keep a render that contains secret text: {shown}")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    return [out / r for r in relatives]
+
+
+FAILED_MARKER = "RENDER-FAILED.txt"
+
+
+def mark_failed(out: Path, message: str) -> Path:
+    """Replace a stale render by a tree holding only the failure, so nobody diffs old output."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    written: list[Path] = []
-
-    def write(relative: str, text: str) -> None:
-        path = out / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-
-    dump: Callable[[Any], str] = lambda data: yaml.safe_dump(data, sort_keys=True, default_flow_style=False)  # noqa: E731
-    write("resources.json", recording.canonical_json() + "\n")
-    write("install-order.txt", install_order(recording))
-    for relative, text in sorted((extra or {}).items()):
-        write(relative, text)
-    for resource in recording:
-        if resource.type in COMMAND_TYPES:
-            for phase, text in scripts(resource).items():
-                write(f"scripts/{_file_name(resource.name)}.{phase}.sh", text if text.endswith("\n") else text + "\n")
-        elif resource.type in HELM_TYPES:
-            write(f"helm/{_file_name(resource.name)}.yaml", dump(helm_release(resource)))
-        elif _is_gardener_shoot(resource):
-            write(f"api/{_file_name(resource.name)}.create.json", json.dumps(api_body(resource), indent=2) + "\n")
-        elif is_manifest(resource):
-            body = manifest(resource)
-            kind = str(body.get("kind") or resource.type.rsplit(":", 1)[-1])
-            write(f"manifests/{_file_name(kind)}-{_file_name(resource.name)}.yaml", dump(body))
-    leaks = find_leaks(written, recording.secret_values)
-    if leaks:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise RuntimeError(f"refusing to keep a render that contains secret text: {', '.join(leaks)}")
-    return written
+    marker = out / FAILED_MARKER
+    marker.write_text(f"The last render of this stack failed; nothing here is current.\n\n{message}\n")
+    return marker
 
 
 def find_leaks(paths: list[Path], secret_values: frozenset[str]) -> list[str]:
@@ -168,20 +266,23 @@ def find_leaks(paths: list[Path], secret_values: frozenset[str]) -> list[str]:
     return [str(p) for p in paths if any(n in p.read_text() for n in needles)]
 
 
-def host_files(stack: str, secrets: dict[str, str]) -> dict[str, str]:
+def host_files(stack: str, secrets: dict[str, str], root: Path = PROJECT_ROOT) -> dict[str, str]:
     """Files the K3s scripts write on each host, with tokens redacted (they travel on stdin).
 
     The scripts receive these on secret stdin, so they are absent from `resources.json`;
     rendering them from the same pure functions lets reviewers diff every node's config.
     """
-    from components.config import parse_stack_config
+    from components.config import ConfigError, parse_stack_config
     from components.k3s import K3sClusterArgs
     from components.k3s import render as k3s_render
-    from components.offline.runner import stack_config
+    from components.offline.runner import cli_config
 
-    raw = {f"{k}": (v if isinstance(v, str) else json.dumps(v)) for k, v in stack_config(stack).items()}
+    raw: dict[str, str] = cli_config(stack, root=root)
     raw.update(secrets)
-    cfg = parse_stack_config(raw, frozenset(secrets), stack=stack)
+    try:
+        cfg = parse_stack_config(raw, frozenset(secrets), stack=stack)
+    except ConfigError:
+        return {}  # not this platform's config (another program under the runner): no host files
     if cfg.cluster_kind != "k3s":
         return {}
     args = K3sClusterArgs.from_config(cfg)
@@ -238,24 +339,50 @@ def render_secrets(stack: str, root: Path = PROJECT_ROOT) -> dict[str, str]:
     return secrets
 
 
+def config_warnings(stack: str, secrets: dict[str, str], root: Path = PROJECT_ROOT) -> str:
+    """Stack-file notes (unquoted values read as surprising numbers) and the config warnings the
+    program logs (``pulumi.log.warn``), one a line; `(none)` when clean."""
+    from components.config import ConfigError, parse_stack_config
+    from components.offline.runner import cli_config, stack_file_notes
+
+    raw: dict[str, str] = cli_config(stack, root=root)
+    raw.update(secrets)
+    try:
+        warnings = (*stack_file_notes(stack, root), *parse_stack_config(raw, frozenset(secrets), stack=stack).warnings)
+    except ConfigError as err:
+        warnings = (*stack_file_notes(stack, root), *err.warnings)
+    return "\n".join(warnings or ("(none)",)) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stack", help="stack name: renders Pulumi.<stack>.yaml")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "build" / "render"), help="output directory")
+    parser.add_argument("--root", default=str(PROJECT_ROOT), help=argparse.SUPPRESS)  # tests: another project
     args = parser.parse_args(argv)
-    if not (PROJECT_ROOT / f"Pulumi.{args.stack}.yaml").exists():
-        stacks = sorted(p.name[7:-5] for p in PROJECT_ROOT.glob("Pulumi.*.yaml"))
+    root = Path(args.root)
+    if not (root / f"Pulumi.{args.stack}.yaml").exists():
+        stacks = sorted(p.name[7:-5] for p in root.glob("Pulumi.*.yaml"))
         print(f"no stack file Pulumi.{args.stack}.yaml (stacks: {', '.join(stacks)})", file=sys.stderr)
         return 2
-    secrets = render_secrets(args.stack)
-    try:
-        recording = run_program(args.stack, secrets=secrets)
-    except ProgramFailed as failed:
-        cause = failed.__cause__
-        print(str(cause) if cause is not None else str(failed), file=sys.stderr)
-        return 1
     target = Path(args.out) / args.stack
-    files = render(recording, target, host_files(args.stack, secrets))
+    try:
+        secrets = render_secrets(args.stack, root)
+        recording = run_program(args.stack, secrets=secrets, root=root)
+        extra = {**host_files(args.stack, secrets, root), "warnings.txt": config_warnings(args.stack, secrets, root)}
+        files = render(recording, target, extra)
+    except (ProgramFailed, StackFileError, RuntimeError) as failed:
+        cause = failed.__cause__ if isinstance(failed, ProgramFailed) else None
+        message = str(cause) if cause is not None else str(failed)
+        if not isinstance(failed, StackFileError):
+            notes = stack_file_notes(args.stack, root)
+            message = "\n".join([*(f"note: {n}" for n in notes), message])
+        print(message, file=sys.stderr)
+        marker = mark_failed(target, message)
+        print(f"render failed: the previous render of {args.stack} was removed ({marker} says why)", file=sys.stderr)
+        return 1
+    for note in stack_file_notes(args.stack, root):
+        print(f"note: {note}", file=sys.stderr)
     print(f"rendered {len(recording.resources)} resources into {len(files)} files under {target}")
     return 0
 

@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
+
+from components.offline import stackfile
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "[secret]"  # noqa: S105 - the redaction marker, not a password
@@ -95,6 +96,7 @@ class Recording:
     stack_outputs: dict[str, Any]
     stack_output_secrets: frozenset[str]
     secret_values: frozenset[str]
+    stack_output_secret_paths: frozenset[str] = frozenset()
 
     def __iter__(self) -> Iterator[Resource]:
         return iter(self.resources)
@@ -164,6 +166,11 @@ class Recording:
         targets = [u for u in with_descendants(b.urn) if u in index and index[u].custom]
         return bool(targets) and all(self.depends_on(a, index[u]) for u in targets)
 
+    def redacted_outputs(self) -> dict[str, Any]:
+        """Stack outputs with every secret (whole output or nested value) as ``[secret]``."""
+        secret_paths = self.stack_output_secret_paths | self.stack_output_secrets
+        return {key: _redact(value, frozenset(secret_paths), key) for key, value in self.stack_outputs.items()}
+
     def canonical_json(self, *, reveal_secrets: bool = False) -> str:
         """Byte-stable rendering of every registration, sorted by URN (determinism checks, renders).
 
@@ -197,6 +204,10 @@ def _walk_secrets(value: Any, path: str, found: set[str], plain: set[str]) -> An
         return [_walk_secrets(v, f"{path}[{i}]", found, plain) for i, v in enumerate(value)]
     if value == rpc.UNKNOWN:
         return UNKNOWN
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        # The wire carries every number as a double; the engine (and `pulumi stack export`) shows
+        # a whole number as one, so `maxHistory: 10` reads 10 here, not 10.0.
+        return int(value)
     return value
 
 
@@ -256,6 +267,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):  # type: ignore[misc]
         self.secret_values: set[str] = set()
         self.stack_outputs: dict[str, Any] = {}
         self.stack_output_secrets: set[str] = set()
+        self.stack_output_secret_paths: set[str] = set()
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         if request.type == "pulumi:pulumi:Stack":
@@ -308,29 +320,44 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):  # type: ignore[misc]
         return response
 
 
-def _stack_file_config(stack: str, root: Path) -> dict[str, Any]:
-    path = root / f"Pulumi.{stack}.yaml"
-    data = yaml.safe_load(path.read_text()) if path.exists() else {}
-    return dict((data or {}).get("config") or {})
+def _stack_file(stack: str, root: Path) -> stackfile.StackFile:
+    return stackfile.load(root / f"Pulumi.{stack}.yaml")
 
 
-def _is_encrypted(value: Any) -> bool:
-    return isinstance(value, Mapping) and set(value) == {"secure"}
+def stack_file_notes(stack: str, root: Path = PROJECT_ROOT) -> list[str]:
+    """Unquoted stack-file values the CLI reads as a surprising number (``0123`` -> 83, ``1.10`` -> 1.1)."""
+    return list(_stack_file(stack, root).notes)
 
 
 def encrypted_keys(stack: str, root: Path = PROJECT_ROOT) -> list[str]:
     """Keys the stack file holds encrypted (``key: {secure: v1:...}``, from ``config set --secret``)."""
-    return sorted(k for k, v in _stack_file_config(stack, root).items() if _is_encrypted(v))
+    return list(_stack_file(stack, root).encrypted)
+
+
+def cli_config(stack: str, overrides: Mapping[str, Any] | None = None,
+               root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """``PULUMI_CONFIG`` as the CLI would build it from the stack file, with `overrides` applied.
+
+    File values are the CLI's own texts (`components.offline.stackfile`); an override is
+    encoded the same way (a string as is, anything else as the CLI's JSON; None deletes).
+    Encrypted values are left out: offline there is no passphrase, and their ciphertext passed
+    on as a plain value would read as a secret set in plain text (`encrypted_keys` lists them).
+    """
+    config = dict(_stack_file(stack, root).values)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = stackfile.config_text(value)
+    return config
 
 
 def stack_config(stack: str, overrides: Mapping[str, Any] | None = None,
                  root: Path = PROJECT_ROOT) -> dict[str, Any]:
-    """The stack file's `config:` block (plain values only), with `overrides` applied (None deletes).
-
-    Encrypted values are left out: offline there is no passphrase, and their ciphertext passed
-    on as a plain value would read as a secret set in plain text (`encrypted_keys` lists them).
-    """
-    config = {k: v for k, v in _stack_file_config(stack, root).items() if not _is_encrypted(v)}
+    """`cli_config` with objects and lists decoded (scalars stay the CLI's text), for tests to edit."""
+    config: dict[str, Any] = {}
+    for key, text in cli_config(stack, None, root).items():
+        config[key] = json.loads(text) if text[:1] in "[{" else text
     for key, value in (overrides or {}).items():
         if value is None:
             config.pop(key, None)
@@ -371,7 +398,9 @@ def run_under_mocks(
         for key, value in dict(getattr(stack_resource, "outputs", {}) or {}).items():
             output = pulumi.Output.from_input(value)
             resolved = await output.future(with_unknowns=True)
-            monitor.stack_outputs[key] = _walk_secrets(resolved, key, set(), monitor.secret_values)
+            monitor.stack_outputs[key] = _walk_secrets(
+                resolved, key, monitor.stack_output_secret_paths, monitor.secret_values
+            )
             if await output.is_secret():
                 monitor.stack_output_secrets.add(key)
                 _collect_strings(resolved, monitor.secret_values)
@@ -397,7 +426,7 @@ def run_under_mocks(
         loop.close()
         asyncio.set_event_loop(None)
     return Recording(stack, monitor.recorded, monitor.stack_outputs, frozenset(monitor.stack_output_secrets),
-                     frozenset(monitor.secret_values))
+                     frozenset(monitor.secret_values), frozenset(monitor.stack_output_secret_paths))
 
 
 def run_program(
@@ -412,15 +441,17 @@ def run_program(
 ) -> Recording:
     """Run `<root>/__main__.py` for `stack` under mocks and return what it registered.
 
-    `overrides` replace or (with None) delete `platform:*` keys of the stack file; `secrets`
-    are set as secret config values (as `pulumi config set --secret` would).
+    The program receives the stack file's config exactly as the Pulumi CLI would pass it
+    (`cli_config`; a malformed file raises `StackFileError` naming file and line). `overrides`
+    replace or (with None) delete `platform:*` keys; `secrets` are set as secret config values
+    (as `pulumi config set --secret` would).
     """
-    config = stack_config(stack, overrides, root)
+    config = cli_config(stack, overrides, root)
     config.update(secrets or {})
     recording = run_under_mocks(
         lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__"),
         stack=stack,
-        config={k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()},
+        config=config,
         secret_keys=sorted(secrets or {}),
         preview=preview, command_stdout=command_stdout, env=env,
     )
