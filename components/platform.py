@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import pulumi
 
-from components import calico, metallb, storage
+from components import argocd, calico, metallb, storage
 from components.config import StackConfig
 
 C = TypeVar("C", bound=pulumi.ComponentResource)
@@ -41,6 +41,7 @@ class PlatformLayer(pulumi.ComponentResource):  # type: ignore[misc]
     cni: calico.Calico | None
     load_balancer: metallb.MetalLB | None
     storage: storage.StorageComponent
+    argocd: argocd.ArgoCD | None
 
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:platform:Layer", name, None, opts)
@@ -55,6 +56,13 @@ class PlatformLayer(pulumi.ComponentResource):  # type: ignore[misc]
         self.storage = self._add(
             "storage", storage.storage_component(f"{name}-storage", cfg, self._after(self.cni))
         )
+        self.argocd = None
+        if argocd.applies(cfg):
+            # After the base add-ons (and, once it lands, Vault: `[*self.after_base(), self.vault]`).
+            self.argocd = self._add("argocd", argocd.ArgoCD(
+                f"{name}-argocd", argocd.ArgoCDArgs.from_config(cfg),
+                pulumi.ResourceOptions(parent=self, depends_on=self.after_base()),
+            ))
         self.ready = pulumi.Output.all(*[a.ready for a in self.addons.values()]).apply(
             lambda flags: all(flags)
         )

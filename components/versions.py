@@ -32,3 +32,11 @@ CHARTS: dict[str, ChartPin] = {
     "vault": ChartPin("vault", "0.34.1", "https://helm.releases.hashicorp.com"),
     "argocd": ChartPin("argo-cd", "10.1.1", "https://argoproj.github.io/argo-helm"),
 }
+
+# Argo CD: the application version the argo-cd chart above ships (its appVersion), and the
+# Argo CD Vault Plugin baked into the config-management-plugin sidecar image
+# (images/argocd-vault-plugin/Dockerfile: built FROM the same Argo CD image, so helm and
+# kustomize match the repo-server's, with the plugin binary checked against its sha256).
+ARGOCD_VERSION = "v3.4.4"
+ARGOCD_IMAGE = "quay.io/argoproj/argocd"
+ARGOCD_VAULT_PLUGIN_VERSION = "1.18.1"

@@ -40,6 +40,7 @@ from components.config.addons import (
     parse_metallb,
     parse_storage,
 )
+from components.config.argocd import ArgoCD, parse_argocd, schedulable_control_nodes, schedulable_shoot_nodes
 from components.config.cluster import (
     INTERFACE_RE,
     K3S_VERSION_RE,
@@ -81,6 +82,7 @@ class StackConfig:
     calico: Calico | None = None
     metallb: MetalLB | None = None
     cleura: Any = None  # components.gardener.spec.CleuraConfig
+    argocd: ArgoCD | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -94,9 +96,11 @@ class StackConfig:
 
 TOP_LEVEL_KEYS = (
     "clusterName", "clusterKind", "nodes", "ssh", "network", "k3s", "calico", "metallb", "storage",
-    "versions", "cleura",
+    "versions", "cleura", "argocd",
 )
-SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey")
+SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey", "argocdRepoSshKey", "argocdRepoToken")
+# Until components/config/vault.py lands, Argo CD's vaultPlugin has no Vault to pair with.
+VAULT_ENABLED_DEFAULT = False
 
 
 def _decode(value: object) -> object:
@@ -177,6 +181,7 @@ def parse_stack_config(
 
         cleura = parse_cleura(top.raw("cleura"), top_key_path("cleura"), problems)
         storage = parse_storage(top, "cinder", kind, (), secrets)
+        argocd = parse_argocd(top, secrets, schedulable_shoot_nodes(cleura), VAULT_ENABLED_DEFAULT)
         for unused in ("nodes", "ssh", "network", "k3s", "calico", "metallb"):
             if top.has(unused):
                 top.error(unused, "does not apply to clusterKind 'cleura' (Gardener runs the nodes, CNI and "
@@ -190,7 +195,7 @@ def parse_stack_config(
         versions_r.finish()
         top.finish()
         problems.raise_if_any()
-        return StackConfig(project, stack, cluster_name, "cleura", charts, storage, cleura=cleura,
+        return StackConfig(project, stack, cluster_name, "cleura", charts, storage, cleura=cleura, argocd=argocd,
                            warnings=tuple(problems.warnings))
 
     if top.has("cleura"):
@@ -230,12 +235,13 @@ def parse_stack_config(
             if any(r.contains(k3s.vip.address) for r in pool.addresses):
                 problems.error(f"{NAMESPACE}:metallb.pools", f"pool {pool.name} contains the API VIP {k3s.vip.address}")
     storage = parse_storage(top, "longhorn", kind, nodes, secrets)
+    argocd = parse_argocd(top, secrets, schedulable_control_nodes(nodes), VAULT_ENABLED_DEFAULT)
     versions_r.finish()
     top.finish()
     problems.raise_if_any()
     return StackConfig(
         project, stack, cluster_name, "k3s", charts, storage, nodes, network, ssh, k3s, calico, metallb,
-        warnings=tuple(problems.warnings),
+        argocd=argocd, warnings=tuple(problems.warnings),
     )
 
 
@@ -253,7 +259,7 @@ def load_stack_config() -> StackConfig:
 
 
 __all__ = [
-    "AUTODETECTION_METHODS", "CALICO_ENCAPSULATIONS", "CHART_VERSION_RE", "INTERFACE_RE", "K3S_VERSION_RE",
+    "AUTODETECTION_METHODS", "ArgoCD", "CALICO_ENCAPSULATIONS", "CHART_VERSION_RE", "INTERFACE_RE", "K3S_VERSION_RE",
     "LABEL_KEY_RE", "LABEL_VALUE_RE", "LONGHORN_DISK_LABEL", "MAYASTOR_LABEL", "NAMESPACE", "RESERVED_ASNS",
     "TAINT_RE", "AddressPool", "Airgap", "Bastion", "BgpPeer", "Calico", "ChartVersions", "ConfigError", "Etcd",
     "EtcdS3", "K3s", "Longhorn", "LonghornBackup", "MetalLB", "Network", "Node", "OpenEBS", "Secret", "Ssh",
