@@ -7,12 +7,13 @@ from typing import Any
 
 from components.argocd import ArgoCDArgs
 from components.config import StackConfig, parse_stack_config
-from tests.addons.conftest import SSH_KEY, homelab_raw
+from tests.addons.conftest import SSH_KEY, conformance, homelab_raw
 
 DEPLOY_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\ndeploy-key-for-tests-only\n-----END OPENSSH PRIVATE KEY-----\n"
 TOKEN = "glpat-test-token-0123456789"  # noqa: S105 - a test value
 KNOWN_HOSTS = "git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 VAULT_ADDRESS = "http://vault.vault.svc:8200"
+__all__ = ["conformance"]  # the reference-data fixture, shared with the add-on tests
 
 
 def argocd_section(**changes: Any) -> dict[str, Any]:
