@@ -47,7 +47,7 @@ API = "argoproj.io/v1alpha1"
 RELEASE_NAME = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
 WAVES = {"bootstrap": 0, "platform": 1, "apps": 2}
-REPO_SECRET_NAME = "gitops-repository"
+REPO_SECRET_NAME = "gitops-repository"  # noqa: S105 - a resource name
 REPO_SERVER_SA = "argocd-repo-server"
 VAULT_ROLE = "argocd-repo-server"
 VAULT_POLICY = "argocd-read"
@@ -175,9 +175,10 @@ def _sidecar(args: ArgoCDArgs, name: str) -> dict[str, Any]:
             {"name": "AVP_K8S_ROLE", "value": VAULT_ROLE},
             {"name": "AVP_K8S_MOUNT_PATH", "value": "auth/kubernetes"},
             {"name": "VAULT_ADDR", "value": args.vault_address},
-            {"name": "HELM_CACHE_HOME", "value": "/tmp/helm/cache"},
-            {"name": "HELM_CONFIG_HOME", "value": "/tmp/helm/config"},
-            {"name": "HELM_DATA_HOME", "value": "/tmp/helm/data"},
+            # The root filesystem is read-only; /tmp is the sidecar's own emptyDir.
+            {"name": "HELM_CACHE_HOME", "value": "/tmp/helm/cache"},  # noqa: S108
+            {"name": "HELM_CONFIG_HOME", "value": "/tmp/helm/config"},  # noqa: S108
+            {"name": "HELM_DATA_HOME", "value": "/tmp/helm/data"},  # noqa: S108
         ],
         "volumeMounts": [
             {"name": "var-files", "mountPath": "/var/run/argocd"},
@@ -185,7 +186,7 @@ def _sidecar(args: ArgoCDArgs, name: str) -> dict[str, Any]:
             {"name": "argocd-cmp-cm", "mountPath": "/home/argocd/cmp-server/config/plugin.yaml",
              "subPath": f"{name}.yaml"},
             {"name": "avp-scripts", "mountPath": "/home/argocd/cmp-scripts"},
-            {"name": f"{name}-tmp", "mountPath": "/tmp"},
+            {"name": f"{name}-tmp", "mountPath": "/tmp"},  # noqa: S108 - a private emptyDir
         ],
     }
 
@@ -309,7 +310,7 @@ def vault_auth_role(args: ArgoCDArgs) -> VaultAuthRole | None:
         name=VAULT_ROLE, service_accounts=(REPO_SERVER_SA,), namespaces=(args.namespace,),
         policy_name=VAULT_POLICY,
         policy_hcl=f'path "{VAULT_KV_PATH}" {{\n  capabilities = ["read"]\n}}\n',
-        token_ttl="15m",
+        token_ttl="15m",  # noqa: S106 - a duration
     )
 
 

@@ -21,7 +21,7 @@ ROOTS = ("bootstrap", "platform", "apps")
 DEFAULT_PATHS = {"bootstrap": "argo/bootstrap", "platform": "argo/platform", "apps": "argo/apps",
                  "argocd": "argo/argocd"}
 SSH_KEY = "argocdRepoSshKey"
-TOKEN_KEY = "argocdRepoToken"
+TOKEN_KEY = "argocdRepoToken"  # noqa: S105 - a config key name
 HA_MIN_NODES = 3
 FINALIZERS = ("none", "background", "foreground")
 # Pods of these tiers go to nodes labelled example.com/role=control (components.kube.control_tier).
@@ -140,8 +140,8 @@ def parse_argocd(top: Reader, secrets: Mapping[str, Secret], schedulable_nodes: 
     """
     ssh_key, token = secrets.get(SSH_KEY), secrets.get(TOKEN_KEY)
     if not top.has("argocd"):
-        for key, value in ((SSH_KEY, ssh_key), (TOKEN_KEY, token)):
-            if value is not None:
+        for key, given in ((SSH_KEY, ssh_key), (TOKEN_KEY, token)):
+            if given is not None:
                 top.problems.error(f"{NAMESPACE}:{key}", f"is set but {NAMESPACE}:argocd is not; set "
                                    f"{NAMESPACE}:argocd.gitops.repoUrl or remove it (pulumi config rm "
                                    f"{NAMESPACE}:{key})")

@@ -10,7 +10,7 @@ from components.config import StackConfig, parse_stack_config
 from tests.addons.conftest import SSH_KEY, conformance, homelab_raw
 
 DEPLOY_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\ndeploy-key-for-tests-only\n-----END OPENSSH PRIVATE KEY-----\n"
-TOKEN = "glpat-test-token-0123456789"  # noqa: S105 - a test value
+TOKEN = "glpat-test-token-0123456789"
 KNOWN_HOSTS = "git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 VAULT_ADDRESS = "http://vault.vault.svc:8200"
 __all__ = ["conformance"]  # the reference-data fixture, shared with the add-on tests
@@ -32,7 +32,8 @@ def stack(section: Mapping[str, Any] | None = None, secrets: Mapping[str, str] |
     """The homelab stack with `section` as platform:argocd and extra secret keys."""
     raw = homelab_raw({"platform:argocd": dict(section) if section is not None else argocd_section(),
                        **(overrides or {})})
-    extra = {f"platform:{k}": v for k, v in (secrets if secrets is not None else {"argocdRepoSshKey": DEPLOY_KEY}).items()}
+    chosen = secrets if secrets is not None else {"argocdRepoSshKey": DEPLOY_KEY}
+    extra = {f"platform:{k}": v for k, v in chosen.items()}
     raw.update(extra)
     return parse_stack_config(raw, frozenset({SSH_KEY, *extra}), stack="homelab")
 
@@ -46,5 +47,6 @@ def plugin_args(**changes: Any) -> ArgoCDArgs:
     """Args with the Vault plugin on (Vault itself is wired by the lead; here it is assumed on)."""
     from dataclasses import replace
 
+    image = "registry.example.com/platform/argocd-avp:v3.4.4-avp1.18.1"
     return replace(args(argocd_section(**changes)), vault_plugin=True, vault_enabled=True,
-                   vault_address=VAULT_ADDRESS, plugin_image="registry.example.com/platform/argocd-avp:v3.4.4-avp1.18.1")
+                   vault_address=VAULT_ADDRESS, plugin_image=image)

@@ -78,7 +78,8 @@ def test_credentials_in_plain_text_are_refused() -> None:
 
     with pytest.raises(ConfigError) as err:
         parse_stack_config(raw, frozenset({"platform:sshPrivateKey"}), stack="homelab")
-    assert any(e.startswith("platform:argocdRepoToken: is a secret but was set in plain text") for e in err.value.errors)
+    plain = "platform:argocdRepoToken: is a secret but was set in plain text"
+    assert any(e.startswith(plain) for e in err.value.errors)
     assert TOKEN not in err.value.render()
 
 

@@ -12,7 +12,7 @@ import yaml
 from components import argocd
 from components.config.reader import Secret
 from tests.addons import schema
-from tests.argocd.conftest import DEPLOY_KEY, KNOWN_HOSTS, TOKEN, args, argocd_section, plugin_args
+from tests.argocd.conftest import DEPLOY_KEY, KNOWN_HOSTS, TOKEN, argocd_section, args, plugin_args
 
 SSO = {"url": "https://argocd.example.com",
        "oidc": {"name": "Keycloak", "issuer": "https://id.example.com/realms/platform", "clientID": "argocd",
@@ -54,7 +54,8 @@ def test_roots_have_no_cascading_finalizer_unless_asked() -> None:
     fg = roots(args(argocd_section(rootFinalizer="foreground")))
     assert {tuple(a["metadata"]["finalizers"]) for a in fg.values()} == {("resources-finalizer.argocd.argoproj.io",)}
     bg = roots(args(argocd_section(rootFinalizer="background")))
-    assert all(a["metadata"]["finalizers"] == ["resources-finalizer.argocd.argoproj.io/background"] for a in bg.values())
+    background = ["resources-finalizer.argocd.argoproj.io/background"]
+    assert all(a["metadata"]["finalizers"] == background for a in bg.values())
 
 
 def test_root_projects_allow_only_child_applications_from_the_gitops_repo() -> None:
@@ -194,7 +195,8 @@ def test_vault_auth_role_is_read_only_on_the_argocd_path() -> None:
 
 def test_self_management_points_at_its_values_in_git_and_never_prunes() -> None:
     a = args(argocd_section(selfManage=True))
-    app = next(m for m in argocd.custom_resources(a) if m["kind"] == "Application" and m["metadata"]["name"] == "argocd")
+    app = next(m for m in argocd.custom_resources(a)
+               if m["kind"] == "Application" and m["metadata"]["name"] == "argocd")
     chart, values_ref = app["spec"]["sources"]
     assert chart["chart"] == "argo-cd" and chart["targetRevision"] == "10.1.1"
     assert chart["helm"]["valueFiles"] == ["$values/argo/argocd/values.yaml"]
