@@ -56,14 +56,30 @@ PLUGINS = ("avp-helm", "avp-kustomize")
 PLUGIN_SCRIPT = "avp-generate.sh"
 PLUGIN_SCRIPTS_CONFIGMAP = "argocd-avp-scripts"
 HEALTH_KEY = "resource.customizations.health.argoproj.io_Application"
-# The health check Argo CD removed in 1.8: an Application is as healthy as it reports itself.
+# The health check Argo CD removed in 1.8 (argo-cd#3781), stricter than the documented one: a
+# child only counts as Healthy once it is also Synced (a just-created child is briefly Healthy
+# with nothing deployed, argo-cd#6708), and any *Error condition (ComparisonError,
+# InvalidSpecError, SyncError: a wrong repoURL or path) is Degraded, never Healthy (argo-cd#10088).
 APPLICATION_HEALTH_LUA = """hs = {}
 hs.status = "Progressing"
-hs.message = ""
-if obj.status ~= nil and obj.status.health ~= nil and obj.status.health.status ~= nil then
-  hs.status = obj.status.health.status
-  if obj.status.health.message ~= nil then
-    hs.message = obj.status.health.message
+hs.message = "waiting for the Application to report its health"
+if obj.status ~= nil then
+  if obj.status.conditions ~= nil then
+    for _, condition in ipairs(obj.status.conditions) do
+      if condition.type ~= nil and string.find(condition.type, "Error$") ~= nil then
+        hs.status = "Degraded"
+        hs.message = condition.message or condition.type
+        return hs
+      end
+    end
+  end
+  if obj.status.health ~= nil and obj.status.health.status ~= nil then
+    hs.status = obj.status.health.status
+    hs.message = obj.status.health.message or ""
+    if hs.status == "Healthy" and (obj.status.sync == nil or obj.status.sync.status ~= "Synced") then
+      hs.status = "Progressing"
+      hs.message = "healthy but not yet synced"
+    end
   end
 end
 return hs

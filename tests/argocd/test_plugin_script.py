@@ -123,3 +123,18 @@ def test_chart_dependencies_are_updated_first(workspace: tuple[Path, Path, Path]
     done = run(app, bin_dir, "helm")
     assert done.returncode == 0, done.stderr
     assert (rec / "helm-calls").read_text().split() == ["dependency", "template"]
+
+
+def test_sidecar_image_is_built_from_the_pinned_versions_and_checks_the_binary() -> None:
+    import re
+
+    from components import versions
+    from components.offline.runner import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / "images" / "argocd-vault-plugin" / "Dockerfile").read_text()
+    build_args = dict(re.findall(r"^ARG (\w+)=(.*)$", text, flags=re.MULTILINE))
+    assert build_args["ARGOCD_IMAGE"] == versions.ARGOCD_IMAGE
+    assert build_args["ARGOCD_VERSION"] == versions.ARGOCD_VERSION
+    assert build_args["AVP_VERSION"] == versions.ARGOCD_VAULT_PLUGIN_VERSION
+    assert 'sha256sum -c -' in text and 'test -n "${AVP_SHA256}"' in text
+    assert re.search(r"^FROM \$\{ARGOCD_IMAGE\}:\$\{ARGOCD_VERSION\}$", text, flags=re.MULTILINE)
