@@ -150,7 +150,15 @@ def parse_argocd(top: Reader, secrets: Mapping[str, Secret], schedulable_nodes: 
     problems: Problems = a.problems
     enabled = a.boolean("enabled", True)
     namespace = a.string("namespace", "argocd", pattern=DNS_LABEL_RE.pattern, hint="a DNS-1123 label") or "argocd"
-    ha = a.boolean("ha", False)
+    ha_raw = a.raw("ha")
+    if ha_raw == "auto":
+        # HA exactly when the tier can hold it (a stack file shared by differently sized clusters).
+        ha = schedulable_nodes >= HA_MIN_NODES
+    elif isinstance(ha_raw, str) and ha_raw.lower() not in ("true", "false"):
+        a.error("ha", f"expected true, false or auto, got {describe(ha_raw)}")
+        ha = False
+    else:
+        ha = a.boolean("ha", False)
     if ha and schedulable_nodes < HA_MIN_NODES:
         a.error("ha", f"needs at least {HA_MIN_NODES} schedulable nodes for Argo CD (redis-ha uses hard "
                       f"anti-affinity), this stack has {schedulable_nodes}; set {NAMESPACE}:argocd.ha to false or "

@@ -69,11 +69,12 @@ def custom_resources(rec: Recording) -> list[Resource]:
 
 def test_homelab_gets_calico_metallb_and_longhorn(homelab_run: Recording) -> None:
     components = sorted(r.type for r in homelab_run if r.type.startswith("platform:"))
-    assert components == ["platform:calico:Calico", "platform:metallb:MetalLB", LAYER, "platform:storage:Longhorn"]
-    assert sorted(releases(homelab_run)) == ["longhorn", "metallb", "tigera-operator"]
+    assert components == ["platform:argocd:ArgoCD", "platform:calico:Calico", "platform:metallb:MetalLB", LAYER,
+                          "platform:storage:Longhorn"]
+    assert sorted(releases(homelab_run)) == ["argo-cd", "longhorn", "metallb", "tigera-operator"]
     (crds,) = homelab_run.of_type(CRD_CHART)
     assert (crds.inputs["chart"], crds.inputs["version"]) == ("crd.projectcalico.org.v1", "v3.32.1")
-    kinds = sorted(r.inputs["kind"] for r in custom_resources(homelab_run))
+    kinds = sorted(r.inputs["kind"] for r in custom_resources(homelab_run) if "-argocd-" not in r.name)
     assert kinds == ["APIServer", "IPAddressPool", "Installation", "L2Advertisement"]
 
 
@@ -194,7 +195,8 @@ def test_gardener_shoot_gets_only_cinder_and_no_kubernetes_objects() -> None:
 def test_the_repositorys_cleura_stack_builds_only_cinder() -> None:
     cfg = cleura_stack()
     rec = layer(cfg)
-    assert [r.type for r in rec if r.type.startswith("platform:")] == [LAYER, "platform:storage:Cinder"]
+    assert sorted(r.type for r in rec if r.type.startswith("platform:")) == [
+        "platform:argocd:ArgoCD", LAYER, "platform:storage:Cinder"]
 
 
 def test_without_calico_nothing_waits_for_a_cni() -> None:
@@ -209,6 +211,11 @@ def storage_subtree(rec: Recording) -> set[str]:
     return {r.urn for r in rec if r.urn in roots or any(a.urn in roots for a in rec.ancestors(r))}
 
 
+def argocd_subtree(rec: Recording) -> set[str]:
+    """Argo CD waits for the storage component, whose URN names the engine: its dependencies differ."""
+    return {r.urn for r in rec if r.name.endswith("-platform-argocd") or "-platform-argocd-" in r.name}
+
+
 def fingerprint(rec: Recording, exclude: set[str]) -> list[str]:
     return sorted(json.dumps([r.type, r.name, r.parent, sorted(r.dependencies), r.redacted_inputs()],
                              sort_keys=True, default=str) for r in rec if r.urn not in exclude)
@@ -217,8 +224,9 @@ def fingerprint(rec: Recording, exclude: set[str]) -> list[str]:
 def test_switching_longhorn_to_openebs_changes_only_the_storage_component() -> None:
     before = layer(homelab())
     after = layer(homelab({"platform:storage": {"kind": "openebs", "openebs": {"engine": "hostpath"}}}))
-    assert fingerprint(before, storage_subtree(before)) == fingerprint(after, storage_subtree(after))
-    assert sorted(releases(after)) == ["metallb", "openebs", "tigera-operator"]
+    assert fingerprint(before, storage_subtree(before) | argocd_subtree(before)) == fingerprint(
+        after, storage_subtree(after) | argocd_subtree(after))
+    assert sorted(releases(after)) == ["argo-cd", "metallb", "openebs", "tigera-operator"]
     assert "platform:storage:OpenEBS" in {r.type for r in after}
 
 
@@ -236,7 +244,7 @@ def test_longhorn_backup_credentials_are_a_secret_created_before_the_release() -
         "backup": {"target": "s3://backups@eu-north-1/", "accessKeyId": "AKIAEXAMPLE"}}}})
     raw[key] = "backup-secret-value"
     rec = layer(parse_stack_config(raw, frozenset({SSH_KEY, key}), stack="homelab"))
-    (secret,) = rec.of_type("kubernetes:core/v1:Secret")
+    (secret,) = [s for s in rec.of_type("kubernetes:core/v1:Secret") if "-argocd-" not in s.name]
     assert secret.is_secret("stringData.AWS_SECRET_ACCESS_KEY")
     assert "backup-secret-value" not in json.dumps(secret.redacted_inputs())
     assert rec.depends_on(releases(rec)["longhorn"], secret)

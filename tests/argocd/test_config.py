@@ -118,7 +118,7 @@ def test_ha_on_a_small_tier_is_a_validation_error() -> None:
     nodes = homelab_raw()["platform:nodes"]
     # Three etcd servers, but only two of them in the control tier Argo CD is placed on.
     small = [{**n, "labels": {"example.com/role": "worker"}} if n["name"] == "k3s-control-03" else n for n in nodes]
-    msgs = errors(argocd_section(), overrides={"platform:nodes": small})
+    msgs = errors(argocd_section(ha=True), overrides={"platform:nodes": small})
     assert any(e.startswith("platform:argocd.ha: needs at least 3 schedulable nodes") and "has 2" in e for e in msgs)
     a = stack(argocd_section(ha=False), overrides={"platform:nodes": small}).argocd
     assert a is not None and not a.ha
@@ -203,3 +203,14 @@ def test_cleura_stack_counts_untainted_worker_minimums() -> None:
     with pytest.raises(ConfigError) as err:
         parse_stack_config(raw, frozenset(), stack="cleura")
     assert any(e.startswith("platform:argocd.ha: needs at least 3") for e in err.value.errors)
+
+
+def test_ha_auto_follows_the_tier_size() -> None:
+    nodes = homelab_raw()["platform:nodes"]
+    small = [{**n, "labels": {"example.com/role": "worker"}} if n["name"] == "k3s-control-03" else n for n in nodes]
+    big = stack(argocd_section(ha="auto")).argocd
+    assert big is not None and big.ha
+    little = stack(argocd_section(ha="auto"), overrides={"platform:nodes": small}).argocd
+    assert little is not None and not little.ha
+    (msg,) = errors(argocd_section(ha="sometimes"))
+    assert msg.startswith("platform:argocd.ha: expected true, false or auto")
