@@ -258,7 +258,6 @@ def values(args: ArgoCDArgs, admin_hash: Any = None, admin_mtime: Any = None) ->
         },
         "configs": {
             "cm": _cm(args),
-            "params": {"application.namespaces": ""},
             "secret": {
                 "createSecret": True,
                 "argocdServerAdminPassword": admin_hash if admin_hash is not None else "",
@@ -280,7 +279,7 @@ def values(args: ArgoCDArgs, admin_hash: Any = None, admin_mtime: Any = None) ->
     if args.gitops.known_hosts:
         out["configs"]["ssh"] = {"extraHosts": args.gitops.known_hosts.strip() + "\n"}
     if args.controller_shards > 1:
-        out["configs"]["params"]["controller.sharding.algorithm"] = "round-robin"
+        out["configs"]["params"] = {"controller.sharding.algorithm": "round-robin"}
     if args.ha:
         out["redis-ha"] = {
             "enabled": True,

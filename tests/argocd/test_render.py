@@ -108,7 +108,7 @@ def test_ha_uses_redis_ha_with_a_haproxy_rollout_that_fits_three_nodes() -> None
 
 
 def test_controller_sharding_is_off_or_configured() -> None:
-    assert "controller.sharding.algorithm" not in argocd.values(args())["configs"]["params"]
+    assert "params" not in argocd.values(args())["configs"]
     v = argocd.values(args(argocd_section(controllerShards=3)))
     assert v["controller"]["replicas"] == 3
     assert v["configs"]["params"]["controller.sharding.algorithm"] == "round-robin"
