@@ -93,6 +93,14 @@ SYNC_OPTIONS = ["CreateNamespace=true", "ServerSideApply=true"]
 # Namespaces an `apps` child may never deploy into.
 SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 ADMIN_MTIME_SCRIPT = "date -u +%Y-%m-%dT%H:%M:%SZ"
+# Every Argo CD pod (chart defaults: non-root, read-only root, no capabilities, RuntimeDefault
+# seccomp) passes `restricted`; enforce `baseline` so a plugin sidecar or redis-ha upgrade that
+# drifts is reported (audit, warn) rather than left Pending.
+NAMESPACE_LABELS = {
+    "pod-security.kubernetes.io/enforce": "baseline",
+    "pod-security.kubernetes.io/audit": "restricted",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
 
 
 @dataclass(frozen=True)
@@ -477,7 +485,7 @@ class ArgoCD(pulumi.ComponentResource):  # type: ignore[misc]
 
     def __init__(self, name: str, args: ArgoCDArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:argocd:ArgoCD", name, None, opts)
-        ns = kube.namespace(f"{name}-namespace", args.namespace, kube.child_options(self, opts))
+        ns = kube.namespace(f"{name}-namespace", args.namespace, kube.child_options(self, opts), NAMESPACE_LABELS)
         password = random.RandomPassword(
             f"{name}-admin-password", length=32, special=False,
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["result", "bcryptHash"]),

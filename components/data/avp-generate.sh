@@ -35,12 +35,14 @@ render_helm() {
   local -a extra=()
   # Split HELM_ARGS on whitespace only: no globbing, no command substitution.
   read -r -a extra <<<"${ARGOCD_ENV_HELM_ARGS:-}"
+  if [[ -n "${KUBE_VERSION:-}" ]]; then
+    extra=(--kube-version "$KUBE_VERSION" "${extra[@]}")
+  fi
   if grep -q '^dependencies:' Chart.yaml; then
     helm dependency update >&2
   fi
   helm template "${ARGOCD_APP_NAME:?}" . \
     --namespace "${ARGOCD_APP_NAMESPACE:?}" \
-    --kube-version "${KUBE_VERSION:-}" \
     --include-crds \
     "${extra[@]}"
 }

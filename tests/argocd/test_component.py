@@ -64,6 +64,12 @@ def test_roots_wait_for_the_release_its_crds_and_each_other(homelab: Recording) 
     assert waves == ["0", "1", "2"]
 
 
+def test_namespace_enforces_baseline_and_warns_on_restricted(homelab: Recording) -> None:
+    labels = homelab.named(f"{PREFIX}-namespace").inputs["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
+
+
 def test_argocd_comes_after_the_base_addons(homelab: Recording) -> None:
     release = homelab.named(f"{PREFIX}-chart")
     for base in ("homelab-platform-storage", "homelab-platform-metallb", "homelab-platform-calico"):

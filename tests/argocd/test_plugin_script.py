@@ -85,7 +85,7 @@ def test_helm_render_is_url_decoded_before_the_plugin_sees_it(workspace: tuple[P
     assert done.stdout == DECODED
     # HELM_ARGS is split on whitespace, never globbed (`*` stays a literal argument).
     assert (rec / "helm-args").read_text().split("\n")[:-1] == [
-        "template", "demo", ".", "--namespace", "demo", "--kube-version", "1.34.2", "--include-crds",
+        "template", "demo", ".", "--namespace", "demo", "--include-crds", "--kube-version", "1.34.2",
         "--values", "values.yaml", "--set", "image.tag=1.2", "*"]
 
 
@@ -138,3 +138,15 @@ def test_sidecar_image_is_built_from_the_pinned_versions_and_checks_the_binary()
     assert build_args["AVP_VERSION"] == versions.ARGOCD_VAULT_PLUGIN_VERSION
     assert 'sha256sum -c -' in text and 'test -n "${AVP_SHA256}"' in text
     assert re.search(r"^FROM \$\{ARGOCD_IMAGE\}:\$\{ARGOCD_VERSION\}$", text, flags=re.MULTILINE)
+
+
+def test_without_kube_version_helm_uses_its_default(workspace: tuple[Path, Path, Path]) -> None:
+    app, bin_dir, rec = workspace
+    (app / "Chart.yaml").write_text("apiVersion: v2\nname: demo\nversion: 0.1.0\n")
+    script = app.parent / "avp-generate.sh"
+    script.write_text(argocd.plugin_script())
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "ARGOCD_APP_NAME": "demo", "ARGOCD_APP_NAMESPACE": "demo"}
+    done = subprocess.run(["bash", str(script), "helm"], cwd=app, env=env, capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "--kube-version" not in (rec / "helm-args").read_text().split()
