@@ -4,6 +4,7 @@
 K3s:     Calico ──► MetalLB      (in parallel after the CNI)
                 └─► storage      (Longhorn | OpenEBS)
 Gardener:           storage      (Cinder; the shoot brings its CNI and load balancers)
+both:    ... ──► Argo CD (after all of the above; it then syncs the GitOps roots)
 ```
 The provider arrives through ``opts`` (``providers=[k8s_provider]``) and reaches every child
 by inheritance. Each add-on exposes ``ready``; the layer's ``ready`` resolves once all of
@@ -31,6 +32,8 @@ def plan(cfg: StackConfig) -> tuple[str, ...]:
     if metallb.applies(cfg):
         steps.append("metallb")
     steps.append(cfg.storage.kind)
+    if argocd.applies(cfg):
+        steps.append("argocd")
     return tuple(steps)
 
 

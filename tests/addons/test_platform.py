@@ -79,8 +79,9 @@ def test_homelab_gets_calico_metallb_and_longhorn(homelab_run: Recording) -> Non
 
 
 def test_plan_matches_what_is_built() -> None:
-    assert platform.plan(homelab()) == ("calico", "metallb", "longhorn")
-    assert platform.plan(homelab({"platform:calico": {"enabled": False}})) == ("metallb", "longhorn")
+    assert platform.plan(homelab()) == ("calico", "metallb", "longhorn", "argocd")
+    assert platform.plan(homelab({"platform:calico": {"enabled": False}})) == ("metallb", "longhorn", "argocd")
+    assert platform.plan(homelab({"platform:argocd": None})) == ("calico", "metallb", "longhorn")
     assert platform.plan(cleura()) == ("cinder",)
 
 

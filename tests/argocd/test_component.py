@@ -154,3 +154,18 @@ def test_self_management_hands_the_release_to_git() -> None:
     assert rec.depends_on(app, rec.named("argocd-appproject-argocd"))
     assert rec.named("argocd-chart").options["ignore_changes"] and _build(args()).named(
         "argocd-chart").options["ignore_changes"] == []
+
+
+def test_what_argocd_waits_for_reaches_every_child() -> None:
+    # How PlatformLayer passes the base add-ons (and Vault, once it lands) in.
+    def build(provider: k8s.Provider) -> None:
+        vault = k8s.core.v1.ConfigMap("vault-stand-in", opts=pulumi.ResourceOptions(provider=provider))
+        argocd.ArgoCD("argocd", args(), pulumi.ResourceOptions(providers=[provider], depends_on=[vault]))
+
+    rec = record(build)
+    vault = rec.named("vault-stand-in")
+    custom = [r for r in rec if r.custom and r.name.startswith("argocd-") and not r.type.startswith("random:")
+              and not r.type.startswith("command:")]
+    assert {r.type for r in custom} >= {RELEASE_TYPE, CR_APPLICATION, "kubernetes:core/v1:Secret"}
+    for r in custom:
+        assert rec.depends_on(r, vault), r.name
