@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
+import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 
 from components import argocd
@@ -169,3 +171,20 @@ def test_what_argocd_waits_for_reaches_every_child() -> None:
     assert {r.type for r in custom} >= {RELEASE_TYPE, CR_APPLICATION, "kubernetes:core/v1:Secret"}
     for r in custom:
         assert rec.depends_on(r, vault), r.name
+
+
+def test_render_shows_the_argocd_objects_and_no_credential(homelab: Recording, tmp_path: Path) -> None:
+    from components.offline.render import render
+
+    files = render(homelab, tmp_path / "homelab")
+    text = {p.relative_to(tmp_path / "homelab").as_posix(): p.read_text() for p in files}
+    assert not [name for name, body in text.items() if "deploy-key-for-tests-only" in body]
+    secret = yaml.safe_load(text[f"manifests/Secret-{PREFIX}-repository.yaml"])
+    assert secret["stringData"] == "[secret]"
+    values = yaml.safe_load(text[f"helm/{PREFIX}-chart.yaml"])["values"]
+    assert values["configs"]["secret"]["argocdServerAdminPassword"] == "[secret]"
+    assert values["redis-ha"]["enabled"] is True  # the rest of the values stays reviewable
+    for root, wave in (("bootstrap", "0"), ("platform", "1"), ("apps", "2")):
+        app = yaml.safe_load(text[f"manifests/Application-{PREFIX}-application-root-{root}.yaml"])
+        assert app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == wave
+        assert f"manifests/AppProject-{PREFIX}-appproject-root-{root}.yaml" in text
