@@ -38,7 +38,7 @@ import yaml
 
 from components import kube
 from components.config import StackConfig
-from components.config.argocd import ROOTS, GitOps, Sso
+from components.config.argocd import OIDC_SECRET_REF, ROOTS, GitOps, Sso
 from components.config.reader import Secret
 from components.vault_auth import VaultAuthRole
 from components.versions import ChartPin
@@ -124,6 +124,7 @@ class ArgoCDArgs:
     root_finalizer: str = "none"
     root_timeout_seconds: int = 1800
     repo_credential: Secret | None = None
+    oidc_client_secret: Secret | None = None
     source_repos: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -146,6 +147,7 @@ class ArgoCDArgs:
             controller_shards=a.controller_shards, vault_plugin=a.vault_plugin, vault_enabled=vault_enabled,
             vault_address=vault_address, self_manage=a.self_manage, root_finalizer=a.root_finalizer,
             root_timeout_seconds=a.root_timeout_seconds, repo_credential=a.repo_ssh_key or a.repo_token,
+            oidc_client_secret=a.oidc_client_secret,
             source_repos=a.source_repos, plugin_image=a.vault_plugin_image or "",
         )
 
@@ -284,6 +286,10 @@ def values(args: ArgoCDArgs, admin_hash: Any = None, admin_mtime: Any = None) ->
         "redisSecretInit": {"enabled": True},
         "redis": {"networkPolicy": {"create": True}},
     }
+    if args.oidc_client_secret is not None:
+        # argocd-secret key `oidc.clientSecret`, which oidc.config names as $oidc.clientSecret.
+        out["configs"]["secret"]["extra"] = {
+            OIDC_SECRET_REF.removeprefix("$"): pulumi.Output.secret(args.oidc_client_secret.value)}
     if args.gitops.known_hosts:
         out["configs"]["ssh"] = {"extraHosts": args.gitops.known_hosts.strip() + "\n"}
     if args.controller_shards > 1:

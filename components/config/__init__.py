@@ -98,7 +98,8 @@ TOP_LEVEL_KEYS = (
     "clusterName", "clusterKind", "nodes", "ssh", "network", "k3s", "calico", "metallb", "storage",
     "versions", "cleura", "argocd",
 )
-SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey", "argocdRepoSshKey", "argocdRepoToken")
+SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey", "argocdRepoSshKey", "argocdRepoToken",
+               "argocdOidcClientSecret")
 # Until components/config/vault.py lands, Argo CD's vaultPlugin has no Vault to pair with.
 VAULT_ENABLED_DEFAULT = False
 

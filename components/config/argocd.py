@@ -22,6 +22,8 @@ DEFAULT_PATHS = {"bootstrap": "argo/bootstrap", "platform": "argo/platform", "ap
                  "argocd": "argo/argocd"}
 SSH_KEY = "argocdRepoSshKey"
 TOKEN_KEY = "argocdRepoToken"  # noqa: S105 - a config key name
+OIDC_SECRET_KEY = "argocdOidcClientSecret"  # noqa: S105 - a config key name
+OIDC_SECRET_REF = "$oidc.clientSecret"  # noqa: S105 - the argocd-secret key oidc.config refers to
 HA_MIN_NODES = 3
 FINALIZERS = ("none", "background", "foreground")
 # Pods of these tiers go to nodes labelled example.com/role=control (components.kube.control_tier).
@@ -75,6 +77,7 @@ class ArgoCD:
     root_timeout_seconds: int = 1800
     repo_ssh_key: Secret | None = None
     repo_token: Secret | None = None
+    oidc_client_secret: Secret | None = None
     source_repos: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     vault_plugin_image: str | None = None
 
@@ -138,9 +141,9 @@ def parse_argocd(top: Reader, secrets: Mapping[str, Secret], schedulable_nodes: 
     `schedulable_nodes` is what the HA check compares against (see `schedulable_control_nodes`,
     `schedulable_shoot_nodes`); `vault_enabled` gates ``vaultPlugin``.
     """
-    ssh_key, token = secrets.get(SSH_KEY), secrets.get(TOKEN_KEY)
+    ssh_key, token, oidc_secret = secrets.get(SSH_KEY), secrets.get(TOKEN_KEY), secrets.get(OIDC_SECRET_KEY)
     if not top.has("argocd"):
-        for key, given in ((SSH_KEY, ssh_key), (TOKEN_KEY, token)):
+        for key, given in ((SSH_KEY, ssh_key), (TOKEN_KEY, token), (OIDC_SECRET_KEY, oidc_secret)):
             if given is not None:
                 top.problems.error(f"{NAMESPACE}:{key}", f"is set but {NAMESPACE}:argocd is not; set "
                                    f"{NAMESPACE}:argocd.gitops.repoUrl or remove it (pulumi config rm "
@@ -223,6 +226,14 @@ def parse_argocd(top: Reader, secrets: Mapping[str, Secret], schedulable_nodes: 
         a.error("sso", "set oidc or dex, not both (Argo CD uses one SSO provider)")
     if sso.configured and sso.url is None:
         a.error("sso.url", "is required with SSO (the redirect URL Argo CD registers with the provider)")
+    if oidc_secret is not None and sso.oidc is None:
+        problems.error(f"{NAMESPACE}:{OIDC_SECRET_KEY}", f"is set but {NAMESPACE}:argocd.sso.oidc is not; configure "
+                       f"sso.oidc with clientSecret: {OIDC_SECRET_REF}, or remove it")
+    client_secret = sso.oidc.get("clientSecret") if sso.oidc is not None else None
+    if client_secret is not None and not (isinstance(client_secret, str) and client_secret.startswith("$")):
+        # Not echoed: it is a secret typed into the wrong place.
+        a.error("sso.oidc.clientSecret", f"must not be inline (it would sit in plain config and state); use "
+                f"{OIDC_SECRET_REF} and {secret_command(OIDC_SECRET_KEY)}")
     if not admin_enabled and not sso.configured:
         a.error("adminEnabled", "false without sso.oidc or sso.dex would lock everyone out; configure SSO first")
     shards = a.integer("controllerShards", 1, minimum=1, maximum=16)
@@ -254,6 +265,7 @@ def parse_argocd(top: Reader, secrets: Mapping[str, Secret], schedulable_nodes: 
         gitops=GitOps(repo_url, revision, paths, known_hosts, username),
         prune=prune, admin_enabled=admin_enabled, sso=sso, controller_shards=shards, vault_plugin=vault_plugin,
         self_manage=self_manage, root_finalizer=finalizer,  # type: ignore[arg-type]
-        root_timeout_seconds=timeout, repo_ssh_key=ssh_key, repo_token=token, source_repos=source_repos,
+        root_timeout_seconds=timeout, repo_ssh_key=ssh_key, repo_token=token, oidc_client_secret=oidc_secret,
+        source_repos=source_repos,
         vault_plugin_image=plugin_image,
     )

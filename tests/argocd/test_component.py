@@ -188,3 +188,16 @@ def test_render_shows_the_argocd_objects_and_no_credential(homelab: Recording, t
         app = yaml.safe_load(text[f"manifests/Application-{PREFIX}-application-root-{root}.yaml"])
         assert app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == wave
         assert f"manifests/AppProject-{PREFIX}-appproject-root-{root}.yaml" in text
+
+
+def test_oidc_client_secret_reaches_argocd_secret_as_a_secret(program: RunProgram) -> None:
+    sso = {"url": "https://argocd.example.com",
+           "oidc": {"issuer": "https://id.example.com", "clientID": "argocd", "clientSecret": "$oidc.clientSecret"}}
+    rec = program("homelab", {"platform:argocd": argocd_section(sso=sso)},
+                  secrets={**SECRETS, "platform:argocdOidcClientSecret": "oidc-client-secret-value"},
+                  command_stdout=stdout)
+    release = rec.named(f"{PREFIX}-chart")
+    assert release.is_secret("values.configs.secret.extra.oidc.clientSecret")
+    assert release.inputs["values"]["configs"]["secret"]["extra"] == {"oidc.clientSecret": "oidc-client-secret-value"}
+    assert "oidc-client-secret-value" not in str(release.redacted_inputs())
+    assert not release.is_secret("values.configs.cm")

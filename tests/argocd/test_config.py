@@ -214,3 +214,17 @@ def test_ha_auto_follows_the_tier_size() -> None:
     assert little is not None and not little.ha
     (msg,) = errors(argocd_section(ha="sometimes"))
     assert msg.startswith("platform:argocd.ha: expected true, false or auto")
+
+
+def test_oidc_client_secret_is_a_secret_key_never_inline() -> None:
+    sso = {"url": "https://argocd.example.com", "oidc": {"issuer": "https://id.example.com", "clientID": "argocd",
+                                                         "clientSecret": "s3cr3t-inline"}}
+    msgs = errors(argocd_section(sso=sso))
+    assert any(e.startswith("platform:argocd.sso.oidc.clientSecret: must not be inline") for e in msgs)
+    assert not any("s3cr3t-inline" in e for e in msgs)
+    sso["oidc"]["clientSecret"] = "$oidc.clientSecret"
+    a = stack(argocd_section(sso=sso), {"argocdRepoSshKey": DEPLOY_KEY, "argocdOidcClientSecret": "s3cr3t"}).argocd
+    assert a is not None and a.oidc_client_secret is not None
+    msgs = errors(argocd_section(), {"argocdRepoSshKey": DEPLOY_KEY, "argocdOidcClientSecret": "s3cr3t"})
+    unused = "platform:argocdOidcClientSecret: is set but platform:argocd.sso.oidc is not"
+    assert any(e.startswith(unused) for e in msgs)
