@@ -36,3 +36,5 @@ pulumi.export("clusterName", cfg.cluster_name)
 pulumi.export("clusterKind", cfg.cluster_kind)
 pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig))
 pulumi.export("platformReady", platform.ready)
+if platform.argocd is not None:
+    pulumi.export("argocdAdminPassword", platform.argocd.admin_password)

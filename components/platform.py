@@ -5,6 +5,7 @@ K3s:     Calico ──► MetalLB ──► Traefik ──► cert-manager + Clu
                 ├─► storage      (Longhorn | OpenEBS)
                 └─► snapshots    (CRDs, controller, VolumeSnapshotClass)
 Gardener:           storage      (Cinder, read from the shoot), Traefik ──► cert-manager
+both:    ... ──► Argo CD (after the base add-ons; it then syncs the GitOps roots)
 ```
 The provider arrives through ``opts`` (``providers=[k8s_provider]``) and reaches every child
 by inheritance; so does ``deleted_with`` (the cluster), forwarded by `kube.child_options`.
@@ -22,7 +23,7 @@ from typing import TypeVar
 
 import pulumi
 
-from components import calico, certs, ingress, metallb, snapshots, storage
+from components import argocd, calico, certs, ingress, metallb, snapshots, storage
 from components.config import StackConfig
 
 C = TypeVar("C", bound=pulumi.ComponentResource)
@@ -42,6 +43,8 @@ def plan(cfg: StackConfig) -> tuple[str, ...]:
         steps.append("traefik")
     if certs.applies(cfg):
         steps.append("cert-manager")
+    if argocd.applies(cfg):
+        steps.append("argocd")
     return tuple(steps)
 
 
@@ -53,6 +56,7 @@ CHARTS_OF_STEP: dict[str, tuple[str, ...]] = {
     "openebs": ("openebs",),
     "traefik": ("traefik",),
     "cert-manager": ("certManager",),
+    "argocd": ("argocd",),
 }
 
 
@@ -85,6 +89,7 @@ class PlatformLayer(pulumi.ComponentResource):  # type: ignore[misc]
     # For the UI ingresses of later add-ons: None when the stack switches ingress/certs off.
     ingress_class: str | None
     cluster_issuer: str | None
+    argocd: argocd.ArgoCD | None
 
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:platform:Layer", name, None, opts)
@@ -119,6 +124,11 @@ class PlatformLayer(pulumi.ComponentResource):  # type: ignore[misc]
             self.certs = self._add("certs", certs.CertManager(
                 f"{name}-certs", certs.CertsArgs.from_config(cfg), self._after(self.cni, self.ingress)))
             self.cluster_issuer = self.certs.cluster_issuer
+        self.argocd = None
+        if argocd.applies(cfg):
+            # After the base add-ons (and Vault when it is on).
+            self.argocd = self._add("argocd", argocd.ArgoCD(
+                f"{name}-argocd", argocd.ArgoCDArgs.from_config(cfg), self._after(*self.after_base())))
         self.ready = pulumi.Output.all(*[a.ready for a in self.addons.values()]).apply(
             lambda flags: all(flags)
         )

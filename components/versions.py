@@ -127,3 +127,10 @@ SNAPSHOT_CRD_URL = (
     f"{EXTERNAL_SNAPSHOTTER_VERSION}/client/config/crd/snapshot.storage.k8s.io_{{plural}}.yaml"
 )
 SNAPSHOT_CRD_PLURALS = ("volumesnapshotclasses", "volumesnapshotcontents", "volumesnapshots")
+# Argo CD: the application version the argo-cd chart above ships (its appVersion), and the
+# Argo CD Vault Plugin baked into the config-management-plugin sidecar image
+# (images/argocd-vault-plugin/Dockerfile: built FROM the same Argo CD image, so helm and
+# kustomize match the repo-server's, with the plugin binary checked against its sha256).
+ARGOCD_VERSION = "v3.4.4"
+ARGOCD_IMAGE = "quay.io/argoproj/argocd"
+ARGOCD_VAULT_PLUGIN_VERSION = "1.18.1"

@@ -42,6 +42,7 @@ from components.config.addons import (
     parse_metallb,
     parse_storage,
 )
+from components.config.argocd import ArgoCD, parse_argocd, schedulable_control_nodes, schedulable_shoot_nodes
 from components.config.certs import Certs, Issuer, parse_certs
 from components.config.cluster import (
     INTERFACE_RE,
@@ -87,6 +88,7 @@ class StackConfig:
     cleura: Any = None  # components.gardener.spec.CleuraConfig
     ingress: Ingress = field(default_factory=Ingress)
     certs: Certs = field(default_factory=Certs)
+    argocd: ArgoCD | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -100,9 +102,12 @@ class StackConfig:
 
 TOP_LEVEL_KEYS = (
     "clusterName", "clusterKind", "nodes", "ssh", "network", "k3s", "calico", "metallb", "storage",
-    "versions", "cleura", "ingress", "certs", "charts",
+    "versions", "cleura", "ingress", "certs", "charts", "argocd",
 )
-SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey", "certsDns01Token")
+SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey", "certsDns01Token", "argocdRepoSshKey",
+               "argocdRepoToken", "argocdOidcClientSecret")
+# Until components/config/vault.py lands, Argo CD's vaultPlugin has no Vault to pair with.
+VAULT_ENABLED_DEFAULT = False
 
 
 def _decode(value: object) -> object:
@@ -185,6 +190,7 @@ def parse_stack_config(
         storage = parse_storage(top, "cinder", kind, (), secrets)
         ingress = parse_ingress(top, kind, None)
         certs = parse_certs(top, ingress, secrets)
+        argocd = parse_argocd(top, secrets, schedulable_shoot_nodes(cleura), VAULT_ENABLED_DEFAULT)
         for unused in ("nodes", "ssh", "network", "k3s", "calico", "metallb"):
             if top.has(unused):
                 top.error(unused, "does not apply to clusterKind 'cleura' (Gardener runs the nodes, CNI and "
@@ -199,7 +205,7 @@ def parse_stack_config(
         top.finish()
         problems.raise_if_any()
         return StackConfig(project, stack, cluster_name, "cleura", charts, storage, cleura=cleura,
-                           ingress=ingress, certs=certs, warnings=tuple(problems.warnings))
+                           ingress=ingress, certs=certs, argocd=argocd, warnings=tuple(problems.warnings))
 
     if top.has("cleura"):
         top.error("cleura", "applies only to clusterKind 'cleura'")
@@ -240,12 +246,13 @@ def parse_stack_config(
     storage = parse_storage(top, "longhorn", kind, nodes, secrets)
     ingress = parse_ingress(top, kind, metallb)
     certs = parse_certs(top, ingress, secrets)
+    argocd = parse_argocd(top, secrets, schedulable_control_nodes(nodes), VAULT_ENABLED_DEFAULT)
     versions_r.finish()
     top.finish()
     problems.raise_if_any()
     return StackConfig(
         project, stack, cluster_name, "k3s", charts, storage, nodes, network, ssh, k3s, calico, metallb,
-        ingress=ingress, certs=certs, warnings=tuple(problems.warnings),
+        ingress=ingress, certs=certs, argocd=argocd, warnings=tuple(problems.warnings),
     )
 
 
@@ -277,6 +284,7 @@ __all__ = [
     "TAINT_RE",
     "AddressPool",
     "Airgap",
+    "ArgoCD",
     "Bastion",
     "BgpPeer",
     "Calico",

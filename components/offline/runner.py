@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.proto import resource_pb2
@@ -211,6 +212,22 @@ def _walk_secrets(value: Any, path: str, found: set[str], plain: set[str]) -> An
     return value
 
 
+def _sent_secret_paths(value: Any, path: str) -> set[str]:
+    """Paths of the secret envelopes in a serialized (not yet deserialized) property tree."""
+    if isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+        return {path}
+    if isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_output_value_sig:
+        return {path} if value.get("secret") else _sent_secret_paths(value.get("value"), path)
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found |= _sent_secret_paths(v, f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found |= _sent_secret_paths(v, f"{path}[{i}]")
+    return found
+
+
 def _collect_strings(value: Any, out: set[str]) -> None:
     if isinstance(value, str) and len(value) >= 6:
         out.add(value)
@@ -245,6 +262,8 @@ class RecordingMocks(pulumi_mocks.Mocks):  # type: ignore[misc]
             length = int(state.get("length") or state.get("byteLength") or 32)
             state.setdefault("result", digest[:length])
             state.setdefault("hex", digest[:length])
+            if args.typ == "random:index/randomPassword:RandomPassword":
+                state.setdefault("bcryptHash", "$2a$10$" + digest[:53])
         if args.typ.startswith("command:"):
             stdout = self.command_stdout(args) if self.command_stdout else ""
             state.setdefault("stdout", stdout)
@@ -294,6 +313,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):  # type: ignore[misc]
         raw = rpc.deserialize_properties(request.object, keep_unknowns=True)
         secret_paths: set[str] = set()
         inputs = _walk_secrets(raw, "", secret_paths, set())
+        # The SDK's deserializer lifts a nested secret to its enclosing object; the engine keeps
+        # it where it is (a Helm release with one secret value). Record the paths as sent.
+        secret_paths = _sent_secret_paths(json_format.MessageToDict(request.object), "")
         options = {
             "protect": bool(request.protect),
             "delete_before_replace": bool(request.deleteBeforeReplace),

@@ -50,6 +50,9 @@ OPEN_MAP_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
     "argo-cd": (
         ("configs", "params"), ("configs", "cm"), ("configs", "rbac"), ("configs", "secret", "extra"),
         ("configs", "repositories"), ("configs", "credentialTemplates"),
+        # Kubernetes objects passed through whole (a DeploymentStrategy, an Affinity, ConfigMapPlugins).
+        ("redis-ha", "haproxy", "deploymentStrategy"), ("redis-ha", "haproxy", "additionalAffinities"),
+        ("redis-ha", "additionalAffinities"), ("configs", "cmp", "plugins"),
     ),
 }
 # tigera-operator: these values become the spec of a custom resource (minus `enabled`).

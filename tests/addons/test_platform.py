@@ -69,24 +69,27 @@ def custom_resources(rec: Recording) -> list[Resource]:
 
 def test_homelab_gets_calico_metallb_longhorn_snapshots_traefik_and_cert_manager(homelab_run: Recording) -> None:
     components = sorted(r.type for r in homelab_run if r.type.startswith("platform:"))
-    assert components == ["platform:calico:Calico", "platform:certs:CertManager", "platform:ingress:Traefik",
-                          "platform:metallb:MetalLB", LAYER, "platform:snapshots:Snapshots",
+    assert components == ["platform:argocd:ArgoCD", "platform:calico:Calico", "platform:certs:CertManager",
+                          "platform:ingress:Traefik", "platform:metallb:MetalLB", LAYER, "platform:snapshots:Snapshots",
                           "platform:storage:Longhorn"]
-    assert sorted(releases(homelab_run)) == ["cert-manager", "longhorn", "metallb", "tigera-operator", "traefik"]
+    assert sorted(releases(homelab_run)) == ["argo-cd", "cert-manager", "longhorn", "metallb", "tigera-operator",
+                                             "traefik"]
     (crds,) = homelab_run.of_type(CRD_CHART)
     assert (crds.inputs["chart"], crds.inputs["version"]) == ("crd.projectcalico.org.v1", "v3.32.1")
-    kinds = sorted(r.inputs["kind"] for r in custom_resources(homelab_run))
+    kinds = sorted(r.inputs["kind"] for r in custom_resources(homelab_run) if "-argocd-" not in r.name)
     assert kinds == ["APIServer", "Certificate", "ClusterIssuer", "ClusterIssuer", "IPAddressPool", "Installation",
                      "L2Advertisement"]
 
 
 def test_plan_matches_what_is_built() -> None:
     extras = ("snapshots", "traefik", "cert-manager")
-    assert platform.plan(homelab()) == ("calico", "metallb", "longhorn", *extras)
-    assert platform.plan(homelab({"platform:calico": {"enabled": False}})) == ("metallb", "longhorn", *extras)
+    assert platform.plan(homelab()) == ("calico", "metallb", "longhorn", *extras, "argocd")
+    assert platform.plan(homelab({"platform:calico": {"enabled": False}})) == ("metallb", "longhorn", *extras,
+                                                                                "argocd")
+    assert platform.plan(homelab({"platform:argocd": None})) == ("calico", "metallb", "longhorn", *extras)
     assert platform.plan(cleura()) == ("cinder", "traefik", "cert-manager")
     off = {"platform:ingress": {"enabled": False}, "platform:certs": {"enabled": False}}
-    assert platform.plan(homelab(off)) == ("calico", "metallb", "longhorn", "snapshots")
+    assert platform.plan(homelab(off)) == ("calico", "metallb", "longhorn", "snapshots", "argocd")
 
 
 def test_nothing_is_installed_twice(homelab_run: Recording) -> None:
@@ -208,7 +211,8 @@ def test_gardener_shoot_gets_cinder_traefik_and_cert_manager_only() -> None:
 def test_the_repositorys_cleura_stack_builds_cinder_traefik_and_cert_manager() -> None:
     cfg = cleura_stack()
     rec = layer(cfg)
-    assert sorted(r.type for r in rec if r.type.startswith("platform:")) == sorted(SHOOT_COMPONENTS)
+    assert sorted(r.type for r in rec if r.type.startswith("platform:")) == sorted(
+        [*SHOOT_COMPONENTS, "platform:argocd:ArgoCD"])
 
 
 def test_without_calico_nothing_waits_for_a_cni() -> None:
@@ -224,6 +228,11 @@ def storage_subtree(rec: Recording) -> set[str]:
     return {r.urn for r in rec if r.urn in roots or any(a.urn in roots for a in rec.ancestors(r))}
 
 
+def argocd_subtree(rec: Recording) -> set[str]:
+    """Argo CD waits for the storage component, whose URN names the engine: its dependencies differ."""
+    return {r.urn for r in rec if r.name.endswith("-platform-argocd") or "-platform-argocd-" in r.name}
+
+
 def fingerprint(rec: Recording, exclude: set[str]) -> list[str]:
     return sorted(json.dumps([r.type, r.name, r.parent, sorted(r.dependencies), r.redacted_inputs()],
                              sort_keys=True, default=str) for r in rec if r.urn not in exclude)
@@ -232,8 +241,9 @@ def fingerprint(rec: Recording, exclude: set[str]) -> list[str]:
 def test_switching_longhorn_to_openebs_changes_only_the_storage_component() -> None:
     before = layer(homelab())
     after = layer(homelab({"platform:storage": {"kind": "openebs", "openebs": {"engine": "hostpath"}}}))
-    assert fingerprint(before, storage_subtree(before)) == fingerprint(after, storage_subtree(after))
-    assert sorted(releases(after)) == ["cert-manager", "metallb", "openebs", "tigera-operator", "traefik"]
+    assert fingerprint(before, storage_subtree(before) | argocd_subtree(before)) == fingerprint(
+        after, storage_subtree(after) | argocd_subtree(after))
+    assert sorted(releases(after)) == ["argo-cd", "cert-manager", "metallb", "openebs", "tigera-operator", "traefik"]
     assert "platform:storage:OpenEBS" in {r.type for r in after}
 
 
@@ -251,7 +261,7 @@ def test_longhorn_backup_credentials_are_a_secret_created_before_the_release() -
         "backup": {"target": "s3://backups@eu-north-1/", "accessKeyId": "AKIAEXAMPLE"}}}})
     raw[key] = "backup-secret-value"
     rec = layer(parse_stack_config(raw, frozenset({SSH_KEY, key}), stack="homelab"))
-    (secret,) = rec.of_type("kubernetes:core/v1:Secret")
+    (secret,) = [s for s in rec.of_type("kubernetes:core/v1:Secret") if "-argocd-" not in s.name]
     assert secret.is_secret("stringData.AWS_SECRET_ACCESS_KEY")
     assert "backup-secret-value" not in json.dumps(secret.redacted_inputs())
     assert rec.depends_on(releases(rec)["longhorn"], secret)
