@@ -108,7 +108,7 @@ def test_template_with_encrypted_values_or_wrong_kind_is_refused(project: Path) 
     doc = load(project / "Pulumi.cleura.yaml")
     doc["config"]["platform:etcdS3SecretKey"] = {"secure": "v1:AAAA"}
     (project / "Pulumi.enc.yaml").write_text(yaml.safe_dump(doc))
-    with pytest.raises(rs.ReviewStackError, match="encrypted values .*platform:etcdS3SecretKey"):
+    with pytest.raises(rs.ReviewStackError, match=r"encrypted values .*platform:etcdS3SecretKey"):
         rs.write_review_stack(1, root=project, template="enc", now=NOW)
     shutil.copy(ROOT / "Pulumi.homelab.yaml", project / "Pulumi.homelab.yaml")
     with pytest.raises(rs.ReviewStackError, match="clusterKind"):
@@ -119,7 +119,8 @@ def test_cli(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     env_file = project / "review.env"
     assert rs.main(["88", "--root", str(project), "--now", "2026-12-02T06:00:00Z", "--ttl", "2d",
                     "--dotenv", str(env_file)]) == 0
-    assert env_file.read_text() == "REVIEW_STACK=review-88\nREVIEW_SHOOT=rv-88\nREVIEW_EXPIRES_AT=2026-12-04T06:00:00Z\n"
+    assert env_file.read_text() == ("REVIEW_STACK=review-88\nREVIEW_SHOOT=rv-88\n"
+                                    "REVIEW_EXPIRES_AT=2026-12-04T06:00:00Z\n")
     assert "shoot rv-88" in capsys.readouterr().out
     assert rs.main(["abc", "--root", str(project)]) == 2
     assert rs.main(["5", "--root", str(project), "--now", "2026-12-02T06:00:00"]) == 2
