@@ -114,7 +114,7 @@ KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END O
     ("kubernetes:core/v1:ConfigMap", {"data": {"app.conf": "log_level=info\nport=8080"}}, True),
     ("kubernetes:core/v1:ConfigMap", {"data": {"app.conf": "db_password=CorrectHorse9"}}, False),
     ("kubernetes:core/v1:Secret", {"stringData": {"password": "CorrectHorse9"}}, True),  # secret by provider
-    ("kubernetes:core/v1:Secret", {"metadata": {"annotations": {"x": "token: eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.sig"}},
+    ("kubernetes:core/v1:Secret", {"metadata": {"annotations": {"x": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.sig"}},
                                    "stringData": {}}, False),
 ])
 def test_no_plaintext_secrets(rtype: str, props: dict[str, Any], ok: bool) -> None:
