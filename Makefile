@@ -7,7 +7,7 @@ STACK ?= homelab
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 STATE ?= $(CURDIR)/.pulumi-state
 
-.PHONY: venv preview render render-all check-render lint typecheck pytest test bench clean
+.PHONY: venv preview render render-all check-render lint typecheck pytest test bench clean ci-check ci-local
 
 $(VENV)/.installed: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,16 +45,26 @@ check-render: render-all
 	else echo "conformance: skipped, ../shared/reference is not present"; fi
 
 lint: venv
-	$(VENV)/bin/ruff check components tests bench __main__.py
+	$(VENV)/bin/ruff check components tests bench policy __main__.py
 
 typecheck: venv
-	$(VENV)/bin/mypy components __main__.py
+	$(VENV)/bin/mypy components __main__.py policy/rules.py
 
 pytest: venv
 	$(PY) -m pytest -q
 
-## test: everything CI runs (lint, types, tests, render checks)
-test: lint typecheck pytest check-render
+## ci-check: .gitlab-ci.yml and every component under templates/, interpolated as GitLab does,
+## against GitLab's CI schema (check-jsonschema --builtin-schema vendor.gitlab-ci)
+ci-check: venv
+	$(PY) -m components.delivery.ci_check
+
+## ci-local: run the pipeline's `test` job with gitlab-ci-local (npm) in a shell executor
+GITLAB_CI_LOCAL_VERSION := 4.75.1
+ci-local:
+	npx --yes gitlab-ci-local@$(GITLAB_CI_LOCAL_VERSION) --file .gitlab-ci.yml --shell-executor-no-image test
+
+## test: everything CI runs (lint, types, tests, render checks, pipeline schema)
+test: lint typecheck pytest check-render ci-check
 
 ## bench: the benchmarks, each reporting ratios against a baseline measured in the same run
 bench: venv
