@@ -139,10 +139,16 @@ def option_variants(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     return variants
 
 
+def deep_merge(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: deep_merge(base[k], v) if k in base else v for k, v in override.items()}}
+    return override
+
+
 def expand_pipeline(root: Path) -> tuple[dict[str, Any], list[str]]:
     pipeline = yaml.safe_load((root / ".gitlab-ci.yml").read_text())
     problems: list[str] = []
-    merged = {k: v for k, v in pipeline.items() if k != "include"}
+    merged: dict[str, Any] = {}
     stages = set(pipeline.get("stages") or ["build", "test", "deploy"]) | {".pre", ".post"}
     includes = pipeline.get("include") or []
     for i, inc in enumerate(includes if isinstance(includes, list) else [includes]):
@@ -163,6 +169,10 @@ def expand_pipeline(root: Path) -> tuple[dict[str, Any], list[str]]:
             if name in merged:
                 problems.append(f"{where}: job {name!r} is defined twice")
             merged[name] = job
+    # The including file's own keys merge into included jobs of the same name (hashes deep, the rest replaced).
+    for name, value in pipeline.items():
+        if name != "include":
+            merged[name] = deep_merge(merged[name], value) if name in merged else value
     for name, job in merged.items():
         is_job = name not in GLOBAL_KEYS and not name.startswith(".") and isinstance(job, dict)
         if is_job and job.get("stage", "test") not in stages:
