@@ -162,7 +162,7 @@ def test_install_takes_exactly_the_pinned_version(tmp_path: Path) -> None:
     shutil.copy(ROOT / "engine/pins.env", tmp_path / "engine/pins.env")
     bindir = fake_bin(tmp_path, "#!/bin/sh\nexit 127\n")
     (bindir / "pulumi").unlink()
-    env = {"PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(tmp_path), "CI_PROJECT_DIR": str(tmp_path)}
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(tmp_path), "PLATFORM_ROOT": str(tmp_path)}
     proc = run_snippet(snippet, tmp_path, env)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "install-args").read_text().split()[:2] == ["--version", PINNED]
