@@ -58,10 +58,10 @@ pytest: venv
 ci-check: venv
 	$(PY) -m components.delivery.ci_check
 
-## ci-local: run the pipeline's `test` job with gitlab-ci-local (npm) in a shell executor
-GITLAB_CI_LOCAL_VERSION := 4.75.1
+## ci-local: run pipeline jobs (JOBS, default `test preview-cleura`) with gitlab-ci-local (npm)
+JOBS ?= test preview-cleura
 ci-local:
-	npx --yes gitlab-ci-local@$(GITLAB_CI_LOCAL_VERSION) --file .gitlab-ci.yml --shell-executor-no-image test
+	.ci/gitlab-ci-local $(JOBS)
 
 ## test: everything CI runs (lint, types, tests, render checks, pipeline schema)
 test: lint typecheck pytest check-render ci-check
