@@ -30,6 +30,7 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PREFIX = "rv-"
 DEFAULT_TEMPLATE = "cleura"
+REVIEW_TEMPLATE = "review"  # Pulumi.review.yaml, when present, is the template by default
 DEFAULT_TTL = "2d"
 DEFAULT_MACHINE_TYPE = "b.2c4gb"
 MAX_IID = 10**7
@@ -158,11 +159,17 @@ def read_stack_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def write_review_stack(iid: int, *, root: Path = PROJECT_ROOT, template: str = DEFAULT_TEMPLATE,
+def default_template(root: Path) -> str:
+    """`review` when the project has a `Pulumi.review.yaml` template, else `cleura`."""
+    return REVIEW_TEMPLATE if (root / f"Pulumi.{REVIEW_TEMPLATE}.yaml").is_file() else DEFAULT_TEMPLATE
+
+
+def write_review_stack(iid: int, *, root: Path = PROJECT_ROOT, template: str | None = None,
                        ttl: timedelta = timedelta(days=2), now: datetime | None = None,
                        prefix: str = DEFAULT_PREFIX, machine_type: str = DEFAULT_MACHINE_TYPE,
                        hibernate: bool = False) -> ReviewStack:
     """Write (or rewrite) `Pulumi.review-<iid>.yaml` under `root`; returns what it wrote."""
+    template = template or default_template(root)
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     expires_at = rfc3339(moment + ttl)
     source = read_stack_file(root / f"Pulumi.{template}.yaml")
@@ -182,7 +189,7 @@ def write_review_stack(iid: int, *, root: Path = PROJECT_ROOT, template: str = D
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("iid", help="merge request iid ($CI_MERGE_REQUEST_IID), 1..10^7")
-    parser.add_argument("--template", default=DEFAULT_TEMPLATE, help="template stack (default: %(default)s)")
+    parser.add_argument("--template", help="template stack (default: review if Pulumi.review.yaml exists, else cleura)")
     parser.add_argument("--ttl", default=DEFAULT_TTL, help="lifetime after this run (default: %(default)s)")
     parser.add_argument("--now", help="RFC 3339 time to count the TTL from (default: the clock)")
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="shoot name prefix (default: %(default)s)")

@@ -134,3 +134,14 @@ def test_annotations_reach_the_shoot_spec(project: Path) -> None:
     (worker,) = parsed.cleura.shoot.workers
     assert {(a.key, a.value) for a in worker.annotations} >= {(rs.ANNOTATION_MR, "9"),
                                                               (rs.ANNOTATION_EXPIRES, result.expires_at)}
+
+
+def test_review_template_is_preferred_when_present(project: Path) -> None:
+    doc = load(project / "Pulumi.cleura.yaml")
+    doc["config"]["platform:cleura"]["kubernetesVersion"] = "1.34.1"
+    (project / "Pulumi.review.yaml").write_text(yaml.safe_dump(doc))
+    result = rs.write_review_stack(4, root=project, now=NOW)
+    assert load(result.path)["config"]["platform:cleura"]["kubernetesVersion"] == "1.34.1"
+    assert "generated from Pulumi.review.yaml" in result.path.read_text()
+    result = rs.write_review_stack(4, root=project, now=NOW, template="cleura")
+    assert load(result.path)["config"]["platform:cleura"]["kubernetesVersion"] == "1.33.4"
