@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 ReportViolation = Callable[..., None]
@@ -81,7 +81,8 @@ def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(value, Mapping):
         for k, v in value.items():
             yield from walk(v, f"{path}.{k}" if path else str(k))
-    elif isinstance(value, list | tuple):
+    elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        # pulumi-policy hands lists as a read-only Sequence proxy, not a list
         for i, v in enumerate(value):
             yield from walk(v, f"{path}[{i}]")
     else:

@@ -17,6 +17,7 @@ from pulumi_policy import (
     ResourceValidationArgs,
     StackValidationArgs,
 )
+from pulumi_policy.proxy import unknown_checking_proxy
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "policy"))
@@ -41,7 +42,9 @@ def check(rule: Callable[..., None], rtype: str, props: Mapping[str, Any], *, st
           protect: bool = False, config: Mapping[str, Any] | None = None,
           tags: Mapping[str, str] | None = None) -> list[str]:
     found: list[str] = []
-    args = ResourceValidationArgs(rtype, props, urn(rtype, "r", stack), "r", opts(protect), None, config, tags)
+    # Props wrapped the way the policy server wraps them (read-only Mapping/Sequence proxies).
+    args = ResourceValidationArgs(rtype, unknown_checking_proxy(dict(props)), urn(rtype, "r", stack), "r",
+                                  opts(protect), None, config, tags)
     rule(args, lambda message, urn=None: found.append(message))
     return found
 
@@ -49,7 +52,8 @@ def check(rule: Callable[..., None], rtype: str, props: Mapping[str, Any], *, st
 def check_stack(resources: list[tuple[str, Mapping[str, Any]]], *, stack: str = "prod",
                 config: Mapping[str, Any] | None = None) -> list[str]:
     found: list[str] = []
-    policy_resources = [PolicyResource(t, p, urn(t, f"r{i}", stack), f"r{i}", opts(), None, None, [], {})
+    policy_resources = [PolicyResource(t, unknown_checking_proxy(dict(p)), urn(t, f"r{i}", stack), f"r{i}", opts(),
+                                       None, None, [], {})
                         for i, (t, p) in enumerate(resources)]
     rules.ha_replicas(StackValidationArgs(policy_resources, config), lambda message, urn=None: found.append(message))
     return found
