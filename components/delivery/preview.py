@@ -81,14 +81,14 @@ def counts_from_text(text: str) -> dict[str, int] | None:
             "delete": found.get("delete", 0) + replaced}
 
 
-def plan_report(counts: Mapping[str, int], stack: str, job_url: str = "") -> dict[str, Any]:
-    """The document GitLab reads from `artifacts:reports:terraform`."""
-    report: dict[str, Any] = {"create": counts["create"], "update": counts["update"], "delete": counts["delete"]}
-    # GitLab shows the report under this name and links the job's log.
-    report["name"] = stack
-    if job_url:
-        report["job_path"] = urllib.parse.urlsplit(job_url).path
-    return report
+def plan_report(counts: Mapping[str, int]) -> dict[str, int]:
+    """The document GitLab reads from `artifacts:reports:terraform`.
+
+    GitLab's parser (`Gitlab::Ci::Parsers::Terraform::Tfplan`) accepts exactly the keys
+    `create`, `update`, `delete`, in this order, and adds `job_path` itself; any other key
+    makes the widget show "invalid report".
+    """
+    return {"create": int(counts["create"]), "update": int(counts["update"]), "delete": int(counts["delete"])}
 
 
 # --- the note -----------------------------------------------------------------------------------
@@ -206,8 +206,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None, ht
             counts = None
     counts = counts or counts_from_text(diff)
     if args.report:
-        Path(args.report).write_text(json.dumps(plan_report(counts or {"create": 0, "update": 0, "delete": 0},
-                                                            args.stack, env.get("CI_JOB_URL", ""))) + "\n")
+        Path(args.report).write_text(json.dumps(plan_report(counts or {"create": 0, "update": 0, "delete": 0})) + "\n")
     ctx = NoteContext(args.stack, args.exit_code, env.get("CI_COMMIT_SHA", ""), env.get("CI_JOB_URL", ""))
     body = redact(note_body(ctx, diff, counts, args.limit), env)
     if args.note:
