@@ -9,6 +9,7 @@ import shlex
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import yaml
 from components.delivery import ci_check
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(__import__("sys").executable).parent
+VENV_BIN = Path(sys.executable).parent
 PINNED = next(line.split("=", 1)[1].strip().lstrip("v") for line in (ROOT / "engine/pins.env").read_text().splitlines()
               if line.startswith("PULUMI_PKG_VERSION="))
 STACKS = sorted(p.name[7:-5] for p in ROOT.glob("Pulumi.*.yaml") if not p.name.startswith("Pulumi.review-"))
