@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from components.config import parse_stack_config
 from components.delivery import reaper
+from components.delivery import review_stack as rs
 from components.delivery.review_stack import ANNOTATION_EXPIRES, ANNOTATION_MR
+from components.gardener.client import client_from_env
+from components.gardener.spec import create_body
 from tests.gardener.fake_cleura import FakeCleura, ShootRecord, shoot_from_create
 
 from .conftest import PROJECT, REGION, reaper_env
@@ -174,3 +180,29 @@ def test_bad_arguments(fake: FakeCleura, capsys: pytest.CaptureFixture[str]) -> 
     del env["CLEURA_API_PASSWORD"]
     assert reaper.main(["--region", REGION, "--project-id", PROJECT], env=env) == 2
     assert "CLEURA_API_TOKEN" in capsys.readouterr().err
+
+
+def test_a_review_stack_shoot_is_reaped_end_to_end(fake: FakeCleura, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """review_stack's config -> the program's create body -> POST to the fake API -> reaper."""
+    root = tmp_path / "p"
+    root.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[2] / "Pulumi.cleura.yaml", root)
+    result = rs.write_review_stack(77, root=root, now=datetime(2026, 12, 1, tzinfo=UTC), hibernate=True)
+    config = yaml.safe_load(result.path.read_text())["config"]
+    config["platform:cleura"]["projectId"] = PROJECT  # the fake's project
+    config["platform:cleura"]["kubernetesVersion"] = "1.33.4"
+    parsed = parse_stack_config(config, stack=result.stack)
+    assert parsed.cleura is not None
+    body = create_body(parsed.cleura.shoot)
+    client = client_from_env("public", reaper_env(fake.url))
+    client.request("POST", f"/gardener/v2/public/shoots/{REGION}/{PROJECT}", body)  # validated by the fake
+    add_shoot(fake, "rv-prod", {"team": "platform"})
+    fake.finish_operations()
+    env = reaper_env(fake.url)
+    argv = ["--region", REGION, "--project-id", PROJECT, "--keep-stacks"]
+    assert reaper.main([*argv, "--now", "2026-12-02T23:00:00Z", "--apply"], env=env) == 0  # not expired yet
+    assert "rv-77" in fake.shoot_names()
+    assert reaper.main([*argv, "--now", "2026-12-03T00:00:01Z", "--apply"], env=env) == 0
+    assert fake.shoot_names() == ["rv-prod"]
+    assert "deleted rv-77" in capsys.readouterr().out
