@@ -11,7 +11,7 @@ STATE ?= $(CURDIR)/.pulumi-state
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 BACKEND_URL := file://$(STATE)
 
-.PHONY: help venv preview render render-all check-render lint typecheck pytest test bench clean engine e2e
+.PHONY: help venv preview render render-all check-render lint typecheck pytest test bench clean engine e2e ci-check ci-local
 .DEFAULT_GOAL := help
 
 ## help: list the targets, one line each
@@ -78,18 +78,28 @@ check-render: render-all
 
 ## lint: ruff on every Python file
 lint: venv
-	$(VENV)/bin/ruff check components tests bench __main__.py
+	$(VENV)/bin/ruff check components tests bench policy __main__.py
 
 ## typecheck: mypy --strict on components/ and __main__.py
 typecheck: venv
-	$(VENV)/bin/mypy components __main__.py
+	$(VENV)/bin/mypy components __main__.py policy/rules.py
 
 ## pytest: all tests (chart/CRD conformance skips with a reason without ../shared/reference)
 pytest: venv
 	$(PY) -m pytest -q --ignore=tests/e2e
 
-## test: everything CI runs (lint, types, tests, render checks)
-test: lint typecheck pytest check-render
+## ci-check: .gitlab-ci.yml and every component under templates/, interpolated as GitLab does,
+## against GitLab's CI schema (check-jsonschema --builtin-schema vendor.gitlab-ci)
+ci-check: venv
+	$(PY) -m components.delivery.ci_check
+
+## ci-local: run pipeline jobs (JOBS, default `test preview-cleura`) with gitlab-ci-local (npm)
+JOBS ?= test preview-cleura
+ci-local:
+	.ci/gitlab-ci-local $(JOBS)
+
+## test: everything CI runs (lint, types, tests, render checks, pipeline schema)
+test: lint typecheck pytest check-render ci-check
 
 ## bench: the benchmarks, each reporting ratios against a baseline measured in the same run
 bench: venv
