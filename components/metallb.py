@@ -52,8 +52,9 @@ WEBHOOK_GATE_TIMEOUT = "15m"  # Pulumi's wait for the Job: longer than the scrip
 
 
 def applies(cfg: StackConfig) -> bool:
-    """MetalLB runs on K3s clusters that enable it and define at least one pool."""
-    return cfg.cluster_kind == "k3s" and cfg.metallb is not None and cfg.metallb.enabled and bool(cfg.metallb.pools)
+    """MetalLB runs on K3s (and existing) clusters that enable it and define at least one pool."""
+    on = cfg.cluster_kind in ("k3s", "existing") and cfg.metallb is not None and cfg.metallb.enabled
+    return on and cfg.metallb is not None and bool(cfg.metallb.pools)
 
 
 @dataclass(frozen=True)

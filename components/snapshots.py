@@ -34,7 +34,7 @@ SNAPSHOT_DRIVERS: dict[str, tuple[str, dict[str, str]]] = {
 
 
 def applies(cfg: StackConfig) -> bool:
-    return cfg.cluster_kind == "k3s" and cfg.storage.snapshots
+    return cfg.cluster_kind in ("k3s", "existing") and cfg.storage.snapshots
 
 
 def snapshot_driver(storage: Storage) -> tuple[str, dict[str, str]] | None:

@@ -26,6 +26,7 @@ cluster does not need it: every in-cluster object is ``deleted_with`` the cluste
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +99,8 @@ def default_storage_class(args: StorageArgs) -> str:
     storage = args.storage
     if storage.kind == "cinder":
         return (storage.cinder or CinderConfig()).storage_class
+    if storage.kind == "provided" and storage.provided is not None:
+        return storage.provided.storage_class
     if storage.kind == "longhorn" and storage.longhorn and storage.longhorn.default_class:
         return "longhorn"
     if storage.kind == "openebs" and storage.openebs and storage.openebs.default_class:
@@ -360,28 +363,51 @@ class OpenEBS(pulumi.ComponentResource):  # type: ignore[misc]
 # -- Cinder ---------------------------------------------------------------------------------
 
 
-def check_cinder_class(cinder: CinderConfig, provisioner: str | None, annotations: dict[str, str] | None) -> None:
-    """Raise, naming the config key, when the shoot's class is not what the stack relies on.
+def check_cluster_class(key: str, storage_class: str, expected_provisioner: str | None, owner: str,
+                        provisioner: str | None, annotations: dict[str, str] | None) -> None:
+    """Raise, naming the config key, when the cluster's class is not what the stack relies on.
 
     A StorageClass always has a provisioner (the API requires it), so None means the class was
     not read (an offline run under mocks): nothing to compare.
     """
-    key = "platform:storage.cinder"
-    if provisioner is not None and provisioner != cinder.provisioner:
-        raise ValueError(f"{key}.provisioner: the shoot's StorageClass {cinder.storage_class!r} is provisioned by "
-                         f"{provisioner!r}, not {cinder.provisioner!r}; set {key}.provisioner to {provisioner!r} "
+    if provisioner is None:
+        return
+    if expected_provisioner is not None and provisioner != expected_provisioner:
+        raise ValueError(f"{key}.provisioner: {owner} StorageClass {storage_class!r} is provisioned by "
+                         f"{provisioner!r}, not {expected_provisioner!r}; set {key}.provisioner to {provisioner!r} "
                          "or name the right class in storageClass")
-    if provisioner is not None and (annotations or {}).get(DEFAULT_CLASS_ANNOTATION) != "true":
-        raise ValueError(f"{key}.storageClass: {cinder.storage_class!r} is not the shoot's default StorageClass "
-                         "(the cloud profile decides); name the default class, which PVCs without a class get")
+    if (annotations or {}).get(DEFAULT_CLASS_ANNOTATION) != "true":
+        raise ValueError(f"{key}.storageClass: {storage_class!r} is not {owner} default StorageClass; name the "
+                         "default class, which PVCs without a class get")
+
+
+def check_cinder_class(cinder: CinderConfig, provisioner: str | None, annotations: dict[str, str] | None) -> None:
+    """The shoot's class against ``storage.cinder`` (Gardener's cloud profile decides the default)."""
+    check_cluster_class("platform:storage.cinder", cinder.storage_class, cinder.provisioner,
+                        "the shoot's (the cloud profile decides)", provisioner, annotations)
+
+
+def _read_and_check(parent: pulumi.Resource, name: str, storage_class: str,
+                    check: Callable[[str | None, dict[str, str] | None], None]) -> pulumi.Output[bool]:
+    """Read the cluster's StorageClass (``StorageClass.get``, during preview too) and check it."""
+    read = k8s.storage.v1.StorageClass.get(f"{name}-class", storage_class, opts=pulumi.ResourceOptions(parent=parent))
+
+    def checked(values: list[Any]) -> bool:
+        provisioner, metadata = values
+        annotations = metadata.get("annotations") if isinstance(metadata, dict) else getattr(
+            metadata, "annotations", None)
+        check(provisioner, annotations)
+        return True
+
+    return pulumi.Output.all(read.provisioner, read.metadata).apply(checked)
 
 
 class Cinder(pulumi.ComponentResource):  # type: ignore[misc]
     """Cinder on a Gardener shoot: the class the stack names, read from the shoot and checked.
 
     Nothing is applied: Gardener reconciles its StorageClasses from the cloud profile (a second
-    default here would make two). The class is read (``StorageClass.get``, during preview too)
-    and `ready` fails when it is missing, has another provisioner or is not the default.
+    default here would make two). `ready` fails when the class is missing, has another
+    provisioner or is not the default.
     """
 
     ready: pulumi.Output[bool]
@@ -391,26 +417,34 @@ class Cinder(pulumi.ComponentResource):  # type: ignore[misc]
         super().__init__("platform:storage:Cinder", name, None, opts)
         cinder = args.storage.cinder or CinderConfig()
         self.storage_class = default_storage_class(args)
-        read = k8s.storage.v1.StorageClass.get(f"{name}-class", cinder.storage_class,
-                                               opts=pulumi.ResourceOptions(parent=self))
-
-        def check(values: list[Any]) -> bool:
-            provisioner, metadata = values
-            annotations = metadata.get("annotations") if isinstance(metadata, dict) else getattr(
-                metadata, "annotations", None)
-            check_cinder_class(cinder, provisioner, annotations)
-            return True
-
-        self.ready = pulumi.Output.all(read.provisioner, read.metadata).apply(check)
+        self.ready = _read_and_check(self, name, cinder.storage_class,
+                                     lambda provisioner, notes: check_cinder_class(cinder, provisioner, notes))
         self.register_outputs({"ready": self.ready, "storageClass": self.storage_class})
 
 
-StorageComponent = Longhorn | OpenEBS | Cinder
+class Provided(pulumi.ComponentResource):  # type: ignore[misc]
+    """clusterKind existing: the cluster's own default StorageClass, read and checked, never changed."""
+
+    ready: pulumi.Output[bool]
+    storage_class: str
+
+    def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:storage:Provided", name, None, opts)
+        provided = args.storage.provided
+        assert provided is not None  # config: storage.kind provided carries its class
+        self.storage_class = provided.storage_class
+        self.ready = _read_and_check(self, name, provided.storage_class, lambda provisioner, notes: check_cluster_class(
+            "platform:storage.provided", provided.storage_class, provided.provisioner, "the cluster's", provisioner,
+            notes))
+        self.register_outputs({"ready": self.ready, "storageClass": self.storage_class})
+
+
+StorageComponent = Longhorn | OpenEBS | Cinder | Provided
 
 
 def storage_component(name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> StorageComponent:
     """The storage component for `args.storage.kind`."""
-    kinds: dict[str, type[Longhorn] | type[OpenEBS] | type[Cinder]] = {
-        "longhorn": Longhorn, "openebs": OpenEBS, "cinder": Cinder,
+    kinds: dict[str, type[Longhorn] | type[OpenEBS] | type[Cinder] | type[Provided]] = {
+        "longhorn": Longhorn, "openebs": OpenEBS, "cinder": Cinder, "provided": Provided,
     }
     return kinds[args.storage.kind](name, args, opts)

@@ -64,6 +64,7 @@ from components.config.cluster import (
     parse_nodes,
     parse_ssh,
 )
+from components.config.existing import Existing, parse_existing
 from components.config.ingress import Ingress, parse_ingress
 from components.config.network import Network, parse_network
 from components.config.reader import NAMESPACE, Reader, Secret, secret_command, suggest
@@ -76,7 +77,7 @@ class StackConfig:
     project: str
     stack: str
     cluster_name: str
-    cluster_kind: Literal["k3s", "cleura"]
+    cluster_kind: Literal["k3s", "cleura", "existing"]
     charts: ChartVersions
     storage: Storage
     nodes: tuple[Node, ...] = ()
@@ -89,6 +90,7 @@ class StackConfig:
     ingress: Ingress = field(default_factory=Ingress)
     certs: Certs = field(default_factory=Certs)
     argocd: ArgoCD | None = None
+    existing: Existing | None = None  # clusterKind existing: the kubeconfig of the cluster to install onto
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -102,10 +104,10 @@ class StackConfig:
 
 TOP_LEVEL_KEYS = (
     "clusterName", "clusterKind", "nodes", "ssh", "network", "k3s", "calico", "metallb", "storage",
-    "versions", "cleura", "ingress", "certs", "charts", "argocd",
+    "versions", "cleura", "ingress", "certs", "charts", "argocd", "existing",
 )
 SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey", "certsDns01Token", "argocdRepoSshKey",
-               "argocdRepoToken", "argocdOidcClientSecret")
+               "argocdRepoToken", "argocdOidcClientSecret", "kubeconfig")
 # Until components/config/vault.py lands, Argo CD's vaultPlugin has no Vault to pair with.
 VAULT_ENABLED_DEFAULT = False
 
@@ -173,7 +175,7 @@ def parse_stack_config(
 
     cluster_name = top.string("clusterName", stack, pattern=DNS_LABEL_RE.pattern, hint="a DNS-1123 label") or stack
     errors_before = len(problems.errors)
-    kind = top.choice("clusterKind", ("k3s", "cleura"), "k3s")
+    kind = top.choice("clusterKind", ("k3s", "cleura", "existing"), "k3s")
     if len(problems.errors) > errors_before:
         # Every other key's rules depend on the kind: guessing one would bury the one real
         # mistake under errors that do not apply (a 'Cleura' typo asking for nodes and SSH).
@@ -183,6 +185,14 @@ def parse_stack_config(
         problems.raise_if_any()
     versions_r = top.obj("versions")
     charts = parse_charts(versions_r, parse_chart_mirror(top))
+    if kind == "existing":
+        return _parse_existing_stack(top, versions_r, secrets, charts, project, stack, cluster_name)
+    if top.has("existing"):
+        top.error("existing", "applies only to clusterKind 'existing'")
+        top.raw("existing")
+    if "kubeconfig" in secrets:
+        problems.error(f"{NAMESPACE}:kubeconfig", "applies only to clusterKind 'existing' (this stack builds "
+                                                 f"its cluster); run: pulumi config rm {NAMESPACE}:kubeconfig")
     if kind == "cleura":
         from components.gardener.spec import parse_cleura
 
@@ -256,6 +266,37 @@ def parse_stack_config(
     )
 
 
+def _parse_existing_stack(top: Reader, versions_r: Reader, secrets: Mapping[str, Secret], charts: ChartVersions,
+                          project: str, stack: str, cluster_name: str) -> StackConfig:
+    """``clusterKind: existing``: the add-on layer on a cluster the stack neither builds nor deletes."""
+    problems = top.problems
+    existing = parse_existing(top, secrets, problems)
+    for unused in ("nodes", "ssh", "k3s", "cleura", "calico"):
+        if top.has(unused):
+            why = ("an existing cluster brings its own CNI" if unused == "calico"
+                   else "the stack does not build or reach the cluster's nodes")
+            top.error(unused, f"does not apply to clusterKind 'existing' ({why}); remove it")
+            top.raw(unused)
+    for unused in ("k3s", "kubeVip"):
+        if versions_r.has(unused):
+            versions_r.error(unused, "does not apply to clusterKind 'existing' (the cluster runs its own "
+                                     "Kubernetes); remove it")
+            versions_r.raw(unused)
+    # The cluster's own CIDRs, when given, keep MetalLB pools clear of them.
+    network = parse_network(top, ()) if top.has("network") else None
+    metallb = parse_metallb(top, (), network)
+    storage = parse_storage(top, "provided", "existing", (), secrets)
+    ingress = parse_ingress(top, "existing", metallb)
+    certs = parse_certs(top, ingress, secrets)
+    argocd = parse_argocd(top, secrets, existing.schedulable_nodes if existing else 1, VAULT_ENABLED_DEFAULT)
+    versions_r.finish()
+    top.finish()
+    problems.raise_if_any()
+    return StackConfig(project, stack, cluster_name, "existing", charts, storage, network=network, metallb=metallb,
+                       ingress=ingress, certs=certs, argocd=argocd, existing=existing,
+                       warnings=tuple(problems.warnings))
+
+
 def load_stack_config() -> StackConfig:
     """Read the engine-provided config for this program run and parse it."""
     import pulumi
@@ -294,6 +335,7 @@ __all__ = [
     "ConfigError",
     "Etcd",
     "EtcdS3",
+    "Existing",
     "Ingress",
     "Issuer",
     "K3s",

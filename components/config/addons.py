@@ -126,12 +126,21 @@ MAYASTOR_LABEL = "openebs.io/engine"
 
 
 @dataclass(frozen=True)
+class ProvidedClass:
+    """clusterKind existing: the cluster's own default StorageClass the stack relies on."""
+
+    storage_class: str
+    provisioner: str | None = None  # checked when given
+
+
+@dataclass(frozen=True)
 class Storage:
-    kind: Literal["longhorn", "openebs", "cinder"]
+    kind: Literal["longhorn", "openebs", "cinder", "provided"]
     longhorn: Longhorn | None = None
     openebs: OpenEBS | None = None
     cinder: Cinder | None = None
     snapshots: bool = True  # CSI snapshot CRDs, controller and a VolumeSnapshotClass (K3s)
+    provided: ProvidedClass | None = None
 
     def longhorn_mounts(self, nodes: tuple[Node, ...]) -> tuple[tuple[str, str], ...]:
         """(node, path) pairs whose path must be a separate mount, for the K3s host check.
@@ -316,7 +325,8 @@ def parse_metallb(top: Reader, nodes: tuple[Node, ...], network: Network | None)
 def parse_storage(top: Reader, kind_default: str, cluster_kind: str, nodes: tuple[Node, ...],
                    secrets: Mapping[str, Secret]) -> Storage:
     s = top.obj("storage")
-    allowed = ("cinder",) if cluster_kind == "cleura" else ("longhorn", "openebs")
+    allowed = {"cleura": ("cinder",), "existing": ("provided", "longhorn", "openebs")}.get(
+        cluster_kind, ("longhorn", "openebs"))
     kind = s.choice("kind", allowed, kind_default)
     storage_nodes = [n for n in nodes if n.storage]
     longhorn: Longhorn | None = None
@@ -407,6 +417,17 @@ def parse_storage(top: Reader, kind_default: str, cluster_kind: str, nodes: tupl
     elif s.has("cinder"):
         s.error("cinder", "applies only to clusterKind 'cleura' (storage.kind cinder)")
         s.raw("cinder")
+    provided: ProvidedClass | None = None
+    if kind == "provided":
+        pr = s.obj("provided")
+        name = pr.string("storageClass", required=True, pattern=DNS_NAME_RE.pattern,
+                         hint="the name of the cluster's default StorageClass (kubectl get storageclass)")
+        provisioner = pr.string("provisioner", pattern=r"[a-z0-9.-]+", hint="a CSI driver name")
+        pr.finish()
+        provided = ProvidedClass(name or "default", provisioner)
+    elif s.has("provided"):
+        s.error("provided", "applies only to clusterKind 'existing' (storage.kind provided)")
+        s.raw("provided")
     snapshots = s.boolean("snapshots", cluster_kind == "k3s")
     if snapshots and cluster_kind == "cleura":
         s.error("snapshots", "Gardener already runs the CSI snapshot controller and CRDs on a shoot; remove it")
@@ -421,7 +442,7 @@ def parse_storage(top: Reader, kind_default: str, cluster_kind: str, nodes: tupl
             s.error(f"{kind}.defaultClass", "the cluster would have no default StorageClass (K3s's local-path is "
                                             "disabled by k3s.disableLocalStorage); set this defaultClass: true")
     s.finish()
-    return Storage(kind, longhorn, openebs, cinder, snapshots)  # type: ignore[arg-type]
+    return Storage(kind, longhorn, openebs, cinder, snapshots, provided)  # type: ignore[arg-type]
 
 
 MIRROR_URL_RE = r"https?://[^\s]+"
