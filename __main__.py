@@ -24,7 +24,11 @@ for warning in cfg.warnings:
 cluster: K3sCluster | ShootCluster = (
     K3sCluster(cfg.cluster_name, k3s_args) if k3s_args is not None else ShootCluster(cfg.cluster_name, cfg.cleura)
 )
-provider = k8s.Provider(f"{cfg.cluster_name}-k8s", kubeconfig=cluster.kubeconfig, delete_unreachable=True)
+# deleteUnreachable is explicit (never None): None would let the SDK copy an ambient
+# PULUMI_K8S_DELETE_UNREACHABLE into state, and a refresh with an expired or hibernated
+# cluster would then drop the whole platform layer from state. True only as a teardown switch.
+provider = k8s.Provider(f"{cfg.cluster_name}-k8s", kubeconfig=cluster.kubeconfig,
+                        delete_unreachable=cfg.delete_unreachable)
 platform = PlatformLayer(f"{cfg.cluster_name}-platform", cfg, opts=pulumi.ResourceOptions(providers=[provider]))
 
 pulumi.export("clusterName", cfg.cluster_name)

@@ -81,6 +81,7 @@ class StackConfig:
     calico: Calico | None = None
     metallb: MetalLB | None = None
     cleura: Any = None  # components.gardener.spec.CleuraConfig
+    delete_unreachable: bool = False  # teardown switch for a cluster that is gone (README "Day 2")
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -94,7 +95,7 @@ class StackConfig:
 
 TOP_LEVEL_KEYS = (
     "clusterName", "clusterKind", "nodes", "ssh", "network", "k3s", "calico", "metallb", "storage",
-    "versions", "cleura",
+    "versions", "cleura", "deleteUnreachable",
 )
 SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey")
 
@@ -172,6 +173,11 @@ def parse_stack_config(
         problems.raise_if_any()
     versions_r = top.obj("versions")
     charts = parse_charts(versions_r)
+    delete_unreachable = top.boolean("deleteUnreachable", False)
+    if delete_unreachable:
+        problems.warn(f"{NAMESPACE}:deleteUnreachable",
+                      "is true: if the cluster cannot be reached, refresh/destroy DROP every in-cluster resource "
+                      "from state; use it only to tear down a cluster that is already gone, then remove it")
     if kind == "cleura":
         from components.gardener.spec import parse_cleura
 
@@ -191,7 +197,7 @@ def parse_stack_config(
         top.finish()
         problems.raise_if_any()
         return StackConfig(project, stack, cluster_name, "cleura", charts, storage, cleura=cleura,
-                           warnings=tuple(problems.warnings))
+                           delete_unreachable=delete_unreachable, warnings=tuple(problems.warnings))
 
     if top.has("cleura"):
         top.error("cleura", "applies only to clusterKind 'cleura'")
@@ -235,7 +241,7 @@ def parse_stack_config(
     problems.raise_if_any()
     return StackConfig(
         project, stack, cluster_name, "k3s", charts, storage, nodes, network, ssh, k3s, calico, metallb,
-        warnings=tuple(problems.warnings),
+        delete_unreachable=delete_unreachable, warnings=tuple(problems.warnings),
     )
 
 

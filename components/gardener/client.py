@@ -114,7 +114,10 @@ def load_credentials(env: Mapping[str, str] | None = None,
 def base_url(cloud: str, env: Mapping[str, str] | None = None, creds: Credentials | None = None) -> str:
     """CLEURA_API_URL, else the CLI profile's endpoint, else the cloud's well-known URL."""
     env = os.environ if env is None else env
-    url = env.get("CLEURA_API_URL") or (creds.endpoint if creds else None) or DEFAULT_API_URLS.get(cloud)
+    # The CLI profile's endpoint only for the profile's own cloud: a `compliant` resource must
+    # never be read from the `public` endpoint, where its 404 would look like "deleted".
+    profile = creds.endpoint if creds and (creds.cloud is None or creds.cloud == cloud) else None
+    url = env.get("CLEURA_API_URL") or profile or DEFAULT_API_URLS.get(cloud)
     if not url:
         raise CredentialsError(f"cloud {cloud!r} has no default API URL; set CLEURA_API_URL")
     return url.rstrip("/")
@@ -239,6 +242,8 @@ class CleuraClient:
             raise CredentialsError(f"API URL {url!r} is not http(s)://host[:port][/path]")
         self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
         self._prefix = parts.path.rstrip("/")
+        self.base = url.rstrip("/")
+        self._minted = False  # a token this client logged in for (revoked by `close`)
         self._creds = creds
         self._token = creds.token
         self.scale, self.timeout = scale, timeout
@@ -303,6 +308,22 @@ class CleuraClient:
                             f"login answered {data.get('result')!r}: accounts with two-factor authentication "
                             "cannot use the API; use a service account without 2FA or an API token")
         self._token = str(data["token"])
+        self._minted = True
+
+    def close(self) -> None:
+        """Revoke the token this client minted (`DELETE /auth/v2/tokens`); a given token is left alone.
+
+        Best effort and never raises: a failed revoke must not fail the provider call, and the token
+        expires on its own.
+        """
+        if not self._minted or not self._token:
+            return
+        try:
+            self.request("DELETE", TOKEN_PATH, idempotent=True)
+        except (ApiError, CredentialsError):
+            pass
+        finally:
+            self._token, self._minted = None, False
 
     def request(self, method: str, path: str, body: object = None, *, auth: bool = True,
                 idempotent: bool | None = None) -> Response:

@@ -1,8 +1,9 @@
 """`ShootCluster`: a Cleura shoot plus its admin kubeconfig, as one component.
 
 Thin wiring only: ProjectBootstrap (optional) -> Shoot -> ShootKubeconfig, all parented to the
-component. The kubeconfig follows the shoot's `uid`, so a replaced shoot (same name, new
-cluster) also gets a fresh kubeconfig instead of a dead one.
+component. The kubeconfig follows the shoot's `id` and `uid`, so a replaced shoot (same name,
+new cluster) also gets a fresh kubeconfig, while an in-place change previews no change at all
+(see `ShootKubeconfigProvider` and `credential`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ class ShootCluster(pulumi.ComponentResource):  # type: ignore[misc]
             depends.append(ProjectBootstrap(f"{name}-bootstrap", cloud=spec.cloud, region=spec.region,
                                             project_id=spec.project_id, opts=pulumi.ResourceOptions(parent=self)))
         shoot = Shoot(f"{name}-shoot", spec, adopt=cfg.adopt, timeouts=cfg.timeouts,
-                      opts=pulumi.ResourceOptions(parent=self, depends_on=depends,
-                                                  delete_before_replace=True))  # the name is reused
+                      # No delete_before_replace option: the provider's diff asks for it only when
+                      # the name is reused; a rename creates the new shoot before deleting the old.
+                      opts=pulumi.ResourceOptions(parent=self, depends_on=depends))
         kubeconfig = ShootKubeconfig(
             f"{name}-kubeconfig",
             cloud=shoot.cloud,
@@ -36,6 +38,7 @@ class ShootCluster(pulumi.ComponentResource):  # type: ignore[misc]
             project_id=shoot.project_id,
             shoot_name=shoot.name,
             shoot_uid=shoot.uid,
+            shoot_id=shoot.id,  # known in previews of in-place changes, unknown when the shoot is replaced
             expiration_seconds=cfg.kubeconfig_expiration_seconds,
             renew_before_expiry_seconds=cfg.renew_before_expiry_seconds,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[shoot], additional_secret_outputs=["kubeconfig"]),

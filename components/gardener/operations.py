@@ -88,15 +88,47 @@ class ShootOps:
         self.report = client.report
 
     # -- reads ---------------------------------------------------------------------------------
-    def get(self, name: str) -> dict[str, Any] | None:
-        return self.observe(name).shoot
-
     def observe(self, name: str) -> Observation:
         try:
             data, retry_after = self.client.get_json(self.loc.shoots(name))
         except NotFoundError:
             return Observation(None)
-        return Observation(data if isinstance(data, dict) else None, retry_after)
+        if not isinstance(data, dict) or not data.get("name"):
+            # A 200 without a shoot proves nothing (a proxy, a truncated answer): never "gone".
+            return Observation(None, retry_after, unavailable="the API answered 200 without a shoot")
+        return Observation(data, retry_after)
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        obs = self.observe(name)
+        if obs.unavailable is not None:
+            raise ProviderError(f"shoot {name}: GET {self.loc.shoots(name)}: {obs.unavailable}")
+        return obs.shoot
+
+    def read_existing(self, name: str) -> dict[str, Any] | None:
+        """The live shoot for refresh; None *only* when the shoot itself is provably gone.
+
+        A 404 can also mean "no such region/project/route" (a typo, a stale CLEURA_API_URL, the
+        wrong cloud's endpoint): then refresh must fail and keep the state, not drop a running
+        cluster from it. So a 404 is confirmed by listing the project's shoots, which must succeed
+        (the location is right) and not contain the name.
+        """
+        shoot = self.get(name)
+        if shoot is not None:
+            return shoot
+        try:
+            listing, _ = self.client.get_json(self.loc.shoots())
+        except NotFoundError as exc:
+            raise ProviderError(
+                f"shoot {name}: GET answered 404, but so does the project's shoot list ({exc.message}), so "
+                f"the location is wrong, not the shoot gone: check cloud {self.loc.cloud!r}, region "
+                f"{self.loc.region!r}, project_id {self.loc.project_id!r} and CLEURA_API_URL "
+                f"({self.client.base}); state is kept") from None
+        if not isinstance(listing, list):
+            raise ProviderError(f"shoot {name}: GET answered 404 and the shoot list is not a list; state is kept")
+        if any(isinstance(s, Mapping) and s.get("name") == name for s in listing):
+            raise ProviderError(f"shoot {name}: GET answered 404 but the project lists it; state is kept, "
+                                "retry later")
+        return None
 
     def poll(self, name: str) -> Observation:
         """`observe` for waits: an API that stays down through the client's retries is a missed

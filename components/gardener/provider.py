@@ -12,9 +12,12 @@ is ever pickled into Pulumi state. All decisions are delegated to pure modules (
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pulumi.dynamic import (
     CheckFailure,
@@ -26,7 +29,13 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from components.gardener.client import client_from_env, stderr_report
+from components.gardener.client import ApiError, CredentialsError, client_from_env, stderr_report
+from components.gardener.credential import (
+    DEFAULT_CREDENTIAL_SECONDS,
+    MIN_CREDENTIAL_SECONDS,
+    cluster_of,
+    render_exec_kubeconfig,
+)
 from components.gardener.diffing import ShootDiff, diff_shoot
 from components.gardener.operations import Location, ProviderError, ShootOps
 from components.gardener.schema import Issue, is_unknown, render_path
@@ -46,6 +55,7 @@ from components.gardener.state import (
     reported_inputs,
     version_tuple,
 )
+from components.gardener.waiting import OperationFailedError, WaitTimeoutError
 
 PROVIDER_KEY = "__provider"
 
@@ -69,9 +79,37 @@ def _location(props: dict[str, Any]) -> Location:
     return Location(str(props.get("cloud") or "public"), str(props["region"]), str(props["project_id"]))
 
 
-def _ops(props: dict[str, Any]) -> ShootOps:
+@contextmanager
+def _session(props: dict[str, Any]) -> Iterator[ShootOps]:
+    """Lifecycle calls for one provider call; the token it minted is revoked at the end."""
     loc = _location(props)
-    return ShootOps(client_from_env(loc.cloud), loc)
+    client = client_from_env(loc.cloud)
+    try:
+        yield ShootOps(client, loc)
+    finally:
+        client.close()
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def provider_errors(fn: F) -> F:
+    """Every expected failure reaches the engine as one `ProviderError` line.
+
+    The SDK's host turns any exception into its traceback text; re-raising here, `from None`,
+    keeps that to this frame and the message (no wait internals, no HTTP plumbing).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ProviderError:
+            raise
+        except (ApiError, CredentialsError, WaitTimeoutError, OperationFailedError) as exc:
+            raise ProviderError(str(exc)) from None
+
+    return cast(F, wrapper)
 
 
 def _check_unknown_keys(props: dict[str, Any], fields: dict[str, Any], extra: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -103,15 +141,19 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
         return DiffResult(changes=result.has_changes, replaces=ShootDiff.top_level(result.replaces),
                           delete_before_replace=result.delete_before_replace)
 
+    @provider_errors
     def create(self, props: dict[str, Any]) -> CreateResult:
         d = _validated(props)
         timeouts = timeouts_from_inputs(d.get("timeouts"))
-        shoot = _ops(d).create(d, adopt=bool(d.get("adopt")), timeout=timeouts.create)
+        with _session(d) as ops:
+            shoot = ops.create(d, adopt=bool(d.get("adopt")), timeout=timeouts.create)
         return CreateResult(shoot_id(d), shoot_outputs(d, shoot))
 
+    @provider_errors
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         user = _inputs(props, SHOOT_INPUT_FIELDS)
-        shoot = _ops(user).get(str(user["name"]))
+        with _session(user) as ops:
+            shoot = ops.read_existing(str(user["name"]))
         if shoot is None:
             stderr_report(f"shoot {user['name']}: not found; removing it from state (the next up recreates it)")
             return ReadResult("", {})
@@ -120,16 +162,20 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
             stderr_report(f"warning: shoot {user['name']}: last operation failed: {failure}")
         return ReadResult(id_, shoot_outputs(user, shoot))
 
+    @provider_errors
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         d = _validated(news)
         timeouts = timeouts_from_inputs(d.get("timeouts"))
-        shoot = _ops(d).update(d, timeout=timeouts.update)
+        with _session(d) as ops:
+            shoot = ops.update(d, timeout=timeouts.update)
         return UpdateResult(shoot_outputs(d, shoot))
 
+    @provider_errors
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         user = _inputs(props, SHOOT_INPUT_FIELDS)
         timeouts = timeouts_from_inputs(user.get("timeouts"))
-        _ops(user).delete(str(user["name"]), timeout=timeouts.delete)
+        with _session(user) as ops:
+            ops.delete(str(user["name"]), timeout=timeouts.delete)
 
 
 def _validated(props: dict[str, Any]) -> dict[str, Any]:
@@ -155,34 +201,20 @@ SHOOT_OUTPUT_KEYS = tuple(observed_outputs({}).keys())
 # --- kubeconfig ------------------------------------------------------------------------------------
 
 
-def parse_time(text: object) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def rotation_due(state: dict[str, Any], renew_before: int, now: datetime) -> tuple[bool, str]:
-    """Is the kubeconfig due for renewal? Uses the *granted* `expires_at` (the API may clamp);
-    falls back to `issued_at + expiration_seconds`; unparseable state is due (mint a good one)."""
-    expires = parse_time(state.get("expires_at"))
-    if expires is None:
-        issued = parse_time(state.get("issued_at"))
-        seconds = state.get("expiration_seconds")
-        if issued is None or not isinstance(seconds, int | float):
-            return True, "no usable expiry recorded"
-        expires = datetime.fromtimestamp(issued.timestamp() + float(seconds), UTC)
-    left = (expires - now).total_seconds()
-    if left <= renew_before:
-        return True, f"expires at {expires.isoformat()} ({int(left)}s left, renew {renew_before}s before)"
-    return False, f"valid for {int(left)}s more"
-
-
 class ShootKubeconfigProvider(ResourceProvider):  # type: ignore[misc]
-    """A short-lived admin kubeconfig from the v3 endpoint; rotated by replacement when due."""
+    """The `kubernetes` provider's kubeconfig: server + CA + an exec credential plugin (credential.py).
+
+    Nothing secret and nothing that expires is stored, so the kubeconfig is the same text for the
+    life of the shoot: previews never see it change (no false replacement of the provider) and
+    refresh/destroy days later still authenticate, because the plugin mints a credential when
+    pulumi-kubernetes connects.
+
+    Diff rules (all about previews, where the dynamic host hands back unknown outputs):
+    * `shoot_id` unknown: the Shoot is being created or replaced, so this is a new cluster: replace.
+    * `shoot_uid` unknown but `shoot_id` known and unchanged: the Shoot is updated in place, which
+      never changes its uid: no change. A known, different uid (recreated out of band): replace.
+    * location or shoot name changed: replace. Credential lifetime or legacy state: update in place.
+    """
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         d, issues = validate_kubeconfig_inputs(_check_unknown_keys(news, KUBECONFIG_INPUT_FIELDS, KUBECONFIG_OUTPUTS))
@@ -190,49 +222,73 @@ class ShootKubeconfigProvider(ResourceProvider):  # type: ignore[misc]
         return CheckResult(d, _failures(issues))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in ("cloud", "region", "project_id", "shoot_name", "shoot_uid", "expiration_seconds")
-                    if (is_unknown(news.get(k)) or news.get(k) != olds.get(k))
-                    and not (k == "shoot_uid" and news.get(k) is None)]
-        renew = news.get("renew_before_expiry_seconds", 0)
-        due, why = rotation_due(olds, int(renew) if isinstance(renew, int | float) else 0, datetime.now(UTC))
-        if due:
-            stderr_report(f"kubeconfig for shoot {olds.get('shoot_name')}: rotating ({why})")
-            replaces.append("expires_at")
-        changed = bool(replaces) or news.get("renew_before_expiry_seconds") != olds.get("renew_before_expiry_seconds")
+        replaces = kubeconfig_replaces(olds, news)
+        legacy = olds.get("credential") != "exec" or not olds.get("server")
+        changed = bool(replaces) or legacy or any(
+            news.get(k) != olds.get(k) for k in ("expiration_seconds", "renew_before_expiry_seconds", "credential"))
+        if legacy and not replaces:
+            stderr_report(f"kubeconfig for shoot {olds.get('shoot_name')}: switching to an exec credential "
+                          "(one-time; the cluster entry stays the same, so the kubernetes provider is updated, "
+                          "not replaced)")
         return DiffResult(changes=changed, replaces=replaces, delete_before_replace=False)
 
+    def _render(self, d: dict[str, Any]) -> dict[str, Any]:
+        issued = datetime.now(UTC)
+        name = str(d["shoot_name"])
+        # Only the cluster entry is kept; the short-lived credential that came with it is dropped here.
+        with _session(d) as ops:
+            data = ops.mint_kubeconfig(name, MIN_CREDENTIAL_SECONDS)
+        server, ca = cluster_of(str(data["kubeconfig"]))
+        seconds = int(d.get("expiration_seconds", DEFAULT_CREDENTIAL_SECONDS))
+        kubeconfig = render_exec_kubeconfig(server=server, ca_data=ca, cloud=str(d.get("cloud") or "public"),
+                                            region=str(d["region"]), project_id=str(d["project_id"]),
+                                            shoot_name=name, seconds=seconds)
+        return {**d, "credential": "exec", "kubeconfig": kubeconfig, "server": server,
+                "certificate_authority_data": ca, "issued_at": issued.isoformat()}
+
+    @provider_errors
     def create(self, props: dict[str, Any]) -> CreateResult:
         d = _inputs(props, KUBECONFIG_INPUT_FIELDS)
-        issued = datetime.now(UTC)
-        data = _ops(d).mint_kubeconfig(str(d["shoot_name"]), int(d.get("expiration_seconds", 86400)))
-        expires = parse_time(data.get("expires_at"))
-        granted = int((expires - issued).total_seconds()) if expires else None
-        if granted is not None and granted < int(d.get("expiration_seconds", 86400)) - 60:
-            stderr_report(f"kubeconfig for shoot {d['shoot_name']}: the API granted {granted}s, "
-                          f"less than the {int(d.get('expiration_seconds', 86400))}s asked")
-        outs = {**d, "kubeconfig": data["kubeconfig"], "expires_at": data.get("expires_at"),
-                "issued_at": issued.isoformat(), "granted_seconds": granted}
-        return CreateResult(f"{shoot_id({**d, 'name': d['shoot_name']})}/kubeconfig/{issued.timestamp():.0f}", outs)
+        outs = self._render(d)
+        return CreateResult(f"{shoot_id({**d, 'name': d['shoot_name']})}/kubeconfig", outs)
 
+    @provider_errors
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Nothing to refresh on Cleura's side, except: the shoot is gone or was recreated."""
         d = _inputs(props, KUBECONFIG_INPUT_FIELDS)
-        shoot = _ops(d).get(str(d["shoot_name"]))
+        with _session(d) as ops:
+            shoot = ops.read_existing(str(d["shoot_name"]))
         if shoot is None or (d.get("shoot_uid") and shoot.get("uid") and shoot.get("uid") != d["shoot_uid"]):
             return ReadResult("", {})
         return ReadResult(id_, {k: v for k, v in props.items() if k != PROVIDER_KEY})
 
+    @provider_errors
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        outs = {k: v for k, v in olds.items() if k != PROVIDER_KEY}
-        outs["renew_before_expiry_seconds"] = news.get("renew_before_expiry_seconds")
-        return UpdateResult(outs)
+        return UpdateResult(self._render(_inputs(news, KUBECONFIG_INPUT_FIELDS)))
 
+    @provider_errors
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        stderr_report(f"kubeconfig for shoot {props.get('shoot_name')}: forgotten; Cleura has no revoke call, "
-                      f"it stays valid until {props.get('expires_at')}")
+        if props.get("credential") != "exec":
+            stderr_report(f"kubeconfig for shoot {props.get('shoot_name')}: forgotten; Cleura has no revoke "
+                          f"call, it stays valid until {props.get('expires_at')}")
 
 
-KUBECONFIG_OUTPUTS = ("kubeconfig", "expires_at", "issued_at", "granted_seconds")
+def kubeconfig_replaces(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
+    """Which kubeconfig inputs force a new kubeconfig (see `ShootKubeconfigProvider`)."""
+    replaces = [k for k in ("cloud", "region", "project_id", "shoot_name")
+                if is_unknown(news.get(k)) or news.get(k) != olds.get(k)]
+    new_id, old_id = news.get("shoot_id"), olds.get("shoot_id")
+    if is_unknown(new_id) or (new_id is not None and old_id is not None and new_id != old_id):
+        replaces.append("shoot_id")
+    new_uid = news.get("shoot_uid")
+    if new_uid is not None and not is_unknown(new_uid) and new_uid != olds.get("shoot_uid"):
+        replaces.append("shoot_uid")  # the shoot was recreated (same name, new cluster)
+    elif is_unknown(new_uid) and new_id is None:
+        replaces.append("shoot_uid")  # no id to tell an update from a replacement: be safe
+    return replaces
+
+
+KUBECONFIG_OUTPUTS = ("kubeconfig", "server", "certificate_authority_data", "issued_at")
 
 
 class ProjectBootstrapProvider(ResourceProvider):  # type: ignore[misc]
@@ -247,13 +303,17 @@ class ProjectBootstrapProvider(ResourceProvider):  # type: ignore[misc]
         replaces = [k for k in BOOTSTRAP_INPUT_FIELDS if is_unknown(news.get(k)) or news.get(k) != olds.get(k)]
         return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
 
+    @provider_errors
     def create(self, props: dict[str, Any]) -> CreateResult:
         d = _inputs(props, BOOTSTRAP_INPUT_FIELDS)
-        _ops(d).bootstrap()
+        with _session(d) as ops:
+            ops.bootstrap()
         return CreateResult(f"{d.get('cloud') or 'public'}/{d['region']}/{d['project_id']}", d)
 
+    @provider_errors
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_, {k: v for k, v in props.items() if k != PROVIDER_KEY})
 
+    @provider_errors
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         stderr_report(f"project {props.get('project_id')}: bootstrap cannot be undone; only forgetting it")

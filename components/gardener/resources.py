@@ -58,16 +58,16 @@ class Shoot(dynamic.Resource, module="cleura", name="Shoot"):  # type: ignore[mi
 
 
 class ShootKubeconfig(dynamic.Resource, module="cleura", name="ShootKubeconfig"):  # type: ignore[misc,call-arg]
-    """An admin kubeconfig (secret) for a shoot; replaced on a run once within the renewal window."""
+    """The shoot's kubeconfig: server, CA and an exec credential plugin (no secret, never expires)."""
 
     kubeconfig: pulumi.Output[str]
-    expires_at: pulumi.Output[str]
+    server: pulumi.Output[str]
+    certificate_authority_data: pulumi.Output[str]
     issued_at: pulumi.Output[str]
-    granted_seconds: pulumi.Output[int]
 
     def __init__(self, resource_name: str, *, shoot_name: pulumi.Input[str], region: pulumi.Input[str],
                  project_id: pulumi.Input[str], cloud: pulumi.Input[str] | None = None,
-                 shoot_uid: pulumi.Input[str] | None = None,
+                 shoot_uid: pulumi.Input[str] | None = None, shoot_id: pulumi.Input[str] | None = None,
                  expiration_seconds: int = 86400, renew_before_expiry_seconds: int = 0,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         props: dict[str, Any] = {
@@ -76,6 +76,7 @@ class ShootKubeconfig(dynamic.Resource, module="cleura", name="ShootKubeconfig")
             "project_id": project_id,
             "shoot_name": shoot_name,
             "shoot_uid": shoot_uid,
+            "shoot_id": shoot_id,
             "expiration_seconds": expiration_seconds,
             "renew_before_expiry_seconds": renew_before_expiry_seconds,
             **{k: None for k in KUBECONFIG_OUTPUTS},

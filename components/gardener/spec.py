@@ -271,6 +271,8 @@ KUBECONFIG_INPUT_FIELDS: dict[str, Field] = {
     "project_id": Field("str", required=True, rule=_pattern(TOKEN_RE, "an OpenStack project id")),
     "shoot_name": Field("str", required=True, rule=shoot_name_rule),
     "shoot_uid": Field("str"),
+    "shoot_id": Field("str"),  # the Shoot's resource id: known in previews unless the shoot is replaced
+    "credential": Field("str", default="exec"),  # how the kubeconfig authenticates (see credential.py)
     "expiration_seconds": Field("int", default=86400),
     "renew_before_expiry_seconds": Field("int", default=0),
 }

@@ -208,6 +208,23 @@ class Engine:
     def preview(self, news: Mapping[str, Any]) -> Step:
         return self.plan(news)[0]
 
+    def preview_view(self, news: Mapping[str, Any], output_keys: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:
+        """(id, outputs) as the *program* sees this resource during `pulumi preview`.
+
+        The engine's SameStep keeps the stored id and outputs. For an update it always keeps the
+        id (step.go: "Always propagate the ID, even in previews"), but a provider that does not
+        support previews (the dynamic host) hands back the new *inputs* as outputs
+        (plugin/provider.go), so every output that is not an input resolves as unknown in the
+        SDK. A create or replacement has no id yet: unknown, and again inputs only.
+        """
+        step, checked = self.plan(news)
+        if step.op == "same":
+            assert self.state is not None
+            return self.state.id, dict(self.state.outputs)
+        view = {k: checked.get(k, Unknown()) for k in output_keys}
+        view.update({k: v for k, v in checked.items() if k != PROVIDER_KEY})
+        return (self.state.id if step.op == "update" and self.state else Unknown()), view
+
     def _create(self, checked: Mapping[str, Any]) -> State:
         resp = self.host.call("Create", provider_pb2.CreateRequest(
             urn=self.urn, properties=to_struct(checked), name=self.name, type=self.type, timeout=3600))

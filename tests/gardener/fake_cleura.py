@@ -21,6 +21,7 @@ Everything observable (`requests`, `bootstrap_calls`) is recorded for assertions
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
@@ -180,6 +181,7 @@ class FakeCleura:
         self.bodies: list[tuple[str, str, Any]] = []
         self.bootstrap_calls = 0
         self.bootstrapped: set[tuple[str, str]] = set()
+        self.revoked: list[str] = []
         self.server: ThreadingHTTPServer | None = None
         self._routes: list[Route] = self._build_routes()
 
@@ -228,6 +230,7 @@ class FakeCleura:
             self.bodies.clear()
             self.bootstrap_calls = 0
             self.bootstrapped.clear()
+            self.revoked.clear()
             self.create_duration, self.reconcile_duration, self.delete_duration = 120.0, 30.0, 40.0
             self.stale_lag, self.create_hidden = 5.0, 3.0
             self.conflict_while_busy, self.kubeconfig_cap, self.fail_next_create = True, None, None
@@ -367,8 +370,12 @@ class FakeCleura:
                 for m, rx, fn in self._routes:
                     match = rx.match(path)
                     if m == method and match:
-                        if fn != self._login:
+                        if fn != self._login or method == "DELETE":
                             self._auth(h)
+                        if fn == self._login and method == "DELETE":
+                            self.revoked.append(str(h.headers.get("X-AUTH-TOKEN")))
+                            self.tokens.pop(str(h.headers.get("X-AUTH-TOKEN")), None)
+                            return 204, None
                         self._expire_deleted()
                         return fn(body, **match.groupdict())
                 return 404, _envelope(404, f"no route for {method} {path}")
@@ -381,6 +388,7 @@ class FakeCleura:
         one = base + r"/(?P<name>[A-Za-z0-9-]+)"
         return [
             ("POST", re.compile(r"^/auth/v2/tokens$"), self._login),
+            ("DELETE", re.compile(r"^/auth/v2/tokens$"), self._login),  # revoke: see _dispatch
             ("GET", re.compile(rf"^/gardener/v2/(?P<cloud>{seg})/shoots/(?P<name>{seg})/is-name-taken$"),
              self._name_taken),
             ("POST", re.compile(rf"^/gardener/v2/(?P<cloud>{seg})/(?P<region>{seg})/(?P<project>{seg})/bootstrap$"),
@@ -621,7 +629,9 @@ class FakeCleura:
         granted = min(seconds, self.kubeconfig_cap) if self.kubeconfig_cap else seconds
         expires = datetime.now(UTC) + timedelta(seconds=granted)
         token = "kc-" + secrets.token_hex(16)
+        ca = base64.b64encode(f"fake CA of shoot uid {rec.spec['uid']}".encode()).decode()
         kubeconfig = (f"apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n"
+                      f"    certificate-authority-data: {ca}\n"
                       f"    server: https://api.{name}.example.invalid\ncontexts:\n- name: {name}\n  context:\n"
                       f"    cluster: {name}\n    user: admin\ncurrent-context: {name}\nusers:\n- name: admin\n"
                       f"  user:\n    token: {token}\n")

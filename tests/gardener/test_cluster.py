@@ -39,7 +39,9 @@ def test_shoot_cluster_wires_bootstrap_shoot_and_secret_kubeconfig(monkeypatch: 
     component, bootstrap, shoot, kubeconfig = reg.resources
     assert {bootstrap.parent, shoot.parent, kubeconfig.parent} == {component.urn}
     assert bootstrap.urn in shoot.dependencies and shoot.urn in kubeconfig.dependencies
-    assert shoot.options["delete_before_replace"] and not kubeconfig.options["delete_before_replace"]
+    # Delete-before-replace is the provider's per-diff decision (name reused), never forced by an option.
+    assert not shoot.options["delete_before_replace"] and not kubeconfig.options["delete_before_replace"]
+    assert kubeconfig.inputs["shoot_id"] is not None
     assert "kubeconfig" in kubeconfig.options["additional_secret_outputs"]
     assert reg.result["secret"] is True  # ShootCluster.kubeconfig is a secret Output
     for r in (bootstrap, shoot, kubeconfig):

@@ -1,0 +1,207 @@
+"""Issue 10, day 2: refresh keeps state, previews show no false replacements, the exec credential.
+
+The `kubernetes` provider is modelled by `k8s_diff_config`, written to pulumi-kubernetes'
+`DiffConfig` (provider/pkg/provider/provider.go): a computed `kubeconfig` is a replacement; a
+known one replaces only when the *active cluster* entry (server, CA, ...) changes, anything else
+(the user/credential part) is an update. Resource previews come from `Engine.preview_view`,
+which follows the engine's step semantics for a provider without preview support.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import yaml
+from pulumi.output import Unknown
+
+from components.gardener.credential import cluster_of, render_exec_kubeconfig, user_of
+from components.gardener.provider import SHOOT_OUTPUT_KEYS, ShootKubeconfigProvider
+from tests.conftest import RunProgram
+
+from .conftest import KUBECONFIG_TYPE, PASSWORD, PROJECT, REGION, SHOOT_TYPE, host_env, shoot_inputs, spec
+from .engine import PROJECT_ROOT, Engine, ProviderHost, register
+from .fake_cleura import FakeCleura
+
+KC_OUTPUTS = ("kubeconfig", "server", "certificate_authority_data", "issued_at")
+
+
+def _active_cluster(kubeconfig: str) -> dict[str, Any]:
+    doc = yaml.safe_load(kubeconfig)
+    ctx = next(c["context"] for c in doc["contexts"] if c["name"] == doc["current-context"])
+    return dict(next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"]))
+
+
+def k8s_diff_config(old: str, new: object) -> str:
+    """pulumi-kubernetes DiffConfig on `kubeconfig`: "same", "update" or "replace"."""
+    if isinstance(new, Unknown):
+        return "replace"
+    assert isinstance(new, str)
+    if new == old:
+        return "same"
+    return "replace" if _active_cluster(old) != _active_cluster(new) else "update"
+
+
+def kc_inputs(shoot_id: object, shoot_uid: object, *, name: str = "demo", seconds: int = 3600) -> dict[str, Any]:
+    from components.gardener.resources import ShootKubeconfig
+
+    reg = register(lambda: ShootKubeconfig("kc", shoot_name=name, cloud="public", region=REGION, project_id=PROJECT,
+                                           expiration_seconds=seconds))
+    return {**reg.one(":ShootKubeconfig").inputs, "shoot_id": shoot_id, "shoot_uid": shoot_uid}
+
+
+@pytest.fixture
+def stack(fake: FakeCleura, host: ProviderHost) -> tuple[Engine, Engine]:
+    """A created shoot and its kubeconfig, wired like ShootCluster (id and uid from the shoot)."""
+    shoot = Engine(host, SHOOT_TYPE, "shoot")
+    shoot.up(shoot_inputs(spec()))
+    assert shoot.state is not None
+    kc = Engine(host, KUBECONFIG_TYPE, "kc")
+    kc.up(kc_inputs(shoot.state.id, shoot.state.outputs["uid"]))
+    return shoot, kc
+
+
+def _preview_chain(shoot: Engine, kc: Engine, new_spec: Any) -> tuple[str, str, str]:
+    """(shoot step, kubeconfig step, kubernetes provider step) of one preview."""
+    assert kc.state is not None
+    shoot_step = shoot.preview(shoot_inputs(new_spec))
+    sid, outs = shoot.preview_view(shoot_inputs(new_spec), SHOOT_OUTPUT_KEYS)
+    kc_news = kc_inputs(sid, outs.get("uid"))
+    kc_step = kc.preview(kc_news)
+    _, kc_view = kc.preview_view(kc_news, KC_OUTPUTS)
+    return shoot_step.op, kc_step.op, k8s_diff_config(kc.state.outputs["kubeconfig"], kc_view["kubeconfig"])
+
+
+def test_in_place_shoot_change_previews_no_kubeconfig_or_provider_change(stack: tuple[Engine, Engine]) -> None:
+    shoot, kc = stack
+    # Without the fix (replace on unknown shoot_uid) this previewed kubeconfig + provider replacement.
+    assert _preview_chain(shoot, kc, spec(kubernetes_version="1.33.5")) == ("update", "same", "same")
+    assert _preview_chain(shoot, kc, spec()) == ("same", "same", "same")
+
+
+def test_a_replaced_shoot_still_previews_a_new_cluster(stack: tuple[Engine, Engine]) -> None:
+    shoot, kc = stack
+    assert _preview_chain(shoot, kc, spec(floating_pool_name="ext-net-2")) == ("replace", "replace", "replace")
+
+
+def test_a_shoot_recreated_out_of_band_gets_a_new_kubeconfig(fake: FakeCleura, stack: tuple[Engine, Engine]) -> None:
+    shoot, kc = stack
+    assert shoot.state is not None and kc.state is not None
+    old = kc.state.outputs["kubeconfig"]
+    step = kc.preview(kc_inputs(shoot.state.id, "another-uid"))
+    assert (step.op, step.replaces) == ("replace", ("shoot_uid",))
+    kc.up(kc_inputs(shoot.state.id, "another-uid"))
+    assert k8s_diff_config(old, kc.state.outputs["kubeconfig"]) in ("same", "replace")
+
+
+def test_the_kubeconfig_holds_no_credential_and_never_rotates(fake: FakeCleura, stack: tuple[Engine, Engine]) -> None:
+    shoot, kc = stack
+    assert kc.state is not None and shoot.state is not None
+    text = kc.state.outputs["kubeconfig"]
+    assert "token" not in yaml.safe_load(text)["users"][0]["user"]
+    assert "kc-" not in text and PASSWORD not in text
+    assert _active_cluster(text)["certificate-authority-data"]
+    fake.kubeconfig_cap = 600  # whatever the API grants, nothing in state expires
+    for _ in range(2):
+        assert kc.preview(kc_inputs(shoot.state.id, shoot.state.outputs["uid"])).op == "same"
+
+
+def _run_exec(kubeconfig: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    exec_ = yaml.safe_load(kubeconfig)["users"][0]["user"]["exec"]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CLEURA_")}
+    return subprocess.run([exec_["command"], *exec_["args"]], cwd=PROJECT_ROOT, env={**base, **env},
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_exec_plugin_mints_a_fresh_credential_and_revokes_its_api_token(fake: FakeCleura,
+                                                                           stack: tuple[Engine, Engine]) -> None:
+    _, kc = stack
+    assert kc.state is not None
+    fake.revoked.clear()
+    env = {**host_env(fake.url), "CLEURA_CREDENTIAL_PYTHON": os.environ.get("PYTHON", "python3")}
+    first, second = _run_exec(kc.state.outputs["kubeconfig"], env), _run_exec(kc.state.outputs["kubeconfig"], env)
+    assert first.returncode == 0, first.stderr
+    cred = json.loads(first.stdout)
+    assert cred["kind"] == "ExecCredential" and cred["apiVersion"] == "client.authentication.k8s.io/v1"
+    assert cred["status"]["token"].startswith("kc-") and cred["status"]["expirationTimestamp"].endswith("Z")
+    assert json.loads(second.stdout)["status"]["token"] != cred["status"]["token"]  # minted per connection
+    assert len(fake.revoked) == 2  # each run logged in with the password and revoked that token
+
+
+def test_the_exec_plugin_fails_clearly_without_credentials_or_shoot(fake: FakeCleura,
+                                                                   stack: tuple[Engine, Engine]) -> None:
+    _, kc = stack
+    assert kc.state is not None
+    bad = _run_exec(kc.state.outputs["kubeconfig"], {"CLEURA_API_URL": fake.url, "PATH": os.environ["PATH"]})
+    assert bad.returncode == 1 and "no Cleura credentials" in bad.stderr and "Traceback" not in bad.stderr
+    fake.remove_out_of_band("demo")
+    gone = _run_exec(kc.state.outputs["kubeconfig"], host_env(fake.url))
+    assert gone.returncode == 1 and "does not exist" in gone.stderr
+
+
+def test_legacy_token_kubeconfig_state_migrates_as_an_update_not_a_replacement(
+        fake: FakeCleura, host: ProviderHost, stack: tuple[Engine, Engine]) -> None:
+    shoot, kc = stack
+    assert kc.state is not None and shoot.state is not None
+    legacy_text = ("apiVersion: v1\nkind: Config\nclusters:\n- name: demo\n  cluster:\n"
+                   f"    certificate-authority-data: {kc.state.outputs['certificate_authority_data']}\n"
+                   f"    server: {kc.state.outputs['server']}\ncontexts:\n- name: demo\n  context:\n"
+                   "    cluster: demo\n    user: admin\ncurrent-context: demo\nusers:\n- name: admin\n"
+                   "  user:\n    token: kc-old\n")
+    legacy = {k: v for k, v in kc.state.outputs.items()
+              if k not in ("credential", "server", "certificate_authority_data", "shoot_id")}
+    legacy.update({"kubeconfig": legacy_text, "expires_at": "2026-01-01T00:00:00Z", "granted_seconds": 86400})
+    kc.state = replace(kc.state, inputs={k: v for k, v in kc.state.inputs.items() if k not in ("credential",
+                                                                                            "shoot_id")},
+                       outputs=legacy)
+    news = kc_inputs(shoot.state.id, shoot.state.outputs["uid"])
+    assert kc.preview(news).op == "update"
+    kc.up(news)
+    assert k8s_diff_config(legacy_text, kc.state.outputs["kubeconfig"]) == "update"
+
+
+def test_kubeconfig_helpers_read_yaml_and_json() -> None:
+    text = render_exec_kubeconfig(server="https://api.x", ca_data="Q0E=", cloud="public", region="Sto2",
+                                  project_id="p", shoot_name="x", seconds=600)
+    assert cluster_of(text) == ("https://api.x", "Q0E=")
+    assert json.loads(text) == yaml.safe_load(text)
+    cert = ("apiVersion: v1\nclusters:\n- cluster:\n    server: https://a\nusers:\n- name: u\n  user:\n"
+            "    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZ\n")
+    assert user_of(cert) == {"clientCertificateData": "CERT", "clientKeyData": "KEY"}
+    with pytest.raises(ValueError, match="no https"):
+        cluster_of("apiVersion: v1\n")
+
+
+def test_kubeconfig_diff_unit_rules() -> None:
+    p, u = ShootKubeconfigProvider(), Unknown()
+    olds = {"cloud": "public", "region": "Sto2", "project_id": "p", "shoot_name": "demo", "shoot_uid": "u1",
+            "shoot_id": "public/Sto2/p/demo", "credential": "exec", "server": "https://a", "expiration_seconds": 3600}
+    same = {k: olds[k] for k in ("cloud", "region", "project_id", "shoot_name", "shoot_id", "credential",
+                                 "expiration_seconds")}
+    assert p.diff("id", olds, {**same, "shoot_uid": u}).changes is False  # shoot updated in place
+    assert p.diff("id", olds, {**same, "shoot_id": u, "shoot_uid": u}).replaces == ["shoot_id"]  # shoot replaced
+    assert p.diff("id", olds, {**same, "shoot_uid": "u2"}).replaces == ["shoot_uid"]
+    lifetime = p.diff("id", olds, {**same, "shoot_uid": "u1", "expiration_seconds": 600})
+    assert lifetime.changes is True and lifetime.replaces == []
+
+
+def test_program_never_sets_delete_unreachable_unless_asked(program: RunProgram) -> None:
+    for stack_name in ("cleura", "homelab"):
+        rec = program(stack_name)
+        prov = [r for r in rec.resources if r.type == "pulumi:providers:kubernetes"]
+        assert len(prov) == 1
+        assert prov[0].inputs.get("deleteUnreachable") in (False, "false")
+    rec = program("cleura", {"platform:deleteUnreachable": "true"})
+    prov = [r for r in rec.resources if r.type == "pulumi:providers:kubernetes"]
+    assert prov[0].inputs.get("deleteUnreachable") in (True, "true")
+
+
+def test_program_ignores_an_ambient_delete_unreachable_env(program: RunProgram,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULUMI_K8S_DELETE_UNREACHABLE", "true")
+    prov = [r for r in program("cleura").resources if r.type == "pulumi:providers:kubernetes"]
+    assert prov[0].inputs.get("deleteUnreachable") in (False, "false")
