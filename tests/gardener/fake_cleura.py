@@ -67,7 +67,7 @@ class Fault:
 
     method: str
     path: str
-    kind: str  # status | drop | drop_after | status_after | slow
+    kind: str  # status | drop | drop_after | status_after | slow | empty
     status: int = 503
     message: str = "Service Unavailable"
     retry_after: str | None = None
@@ -315,6 +315,10 @@ class FakeCleura:
         if fault and fault.kind == "drop":
             self._log(method, path, 0)
             h.close_connection = True
+            return
+        if fault and fault.kind == "empty":  # a 200 without a body (a proxy, a truncated answer)
+            self._log(method, path, 200)
+            self._write(h, 200, b"", None)
             return
         if fault and fault.kind == "status":
             self._log(method, path, fault.status)

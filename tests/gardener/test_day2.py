@@ -24,7 +24,7 @@ from components.gardener.provider import SHOOT_OUTPUT_KEYS, ShootKubeconfigProvi
 from tests.conftest import RunProgram
 
 from .conftest import KUBECONFIG_TYPE, PASSWORD, PROJECT, REGION, SHOOT_TYPE, host_env, shoot_inputs, spec
-from .engine import PROJECT_ROOT, Engine, ProviderHost, register
+from .engine import PROJECT_ROOT, Engine, EngineError, ProviderHost, register
 from .fake_cleura import FakeCleura
 
 KC_OUTPUTS = ("kubeconfig", "server", "certificate_authority_data", "issued_at")
@@ -205,3 +205,48 @@ def test_program_ignores_an_ambient_delete_unreachable_env(program: RunProgram,
     monkeypatch.setenv("PULUMI_K8S_DELETE_UNREACHABLE", "true")
     prov = [r for r in program("cleura").resources if r.type == "pulumi:providers:kubernetes"]
     assert prov[0].inputs.get("deleteUnreachable") in (False, "false")
+
+
+# --- 404 means "gone" only for the shoot itself ---------------------------------------------------
+
+
+@pytest.fixture
+def created(fake: FakeCleura, host: ProviderHost) -> Engine:
+    e = Engine(host, SHOOT_TYPE, "shoot")
+    e.up(shoot_inputs(spec()))
+    return e
+
+
+def test_refresh_keeps_state_when_the_project_or_region_404s(fake: FakeCleura, created: Engine) -> None:
+    before = created.state
+    fake.projects.discard((REGION, PROJECT))  # "Project ... was not found" for the shoot and the list
+    with pytest.raises(EngineError, match=r"location is wrong, not the shoot gone.*state is kept"):
+        created.refresh()
+    assert created.state == before
+    fake.projects.add((REGION, PROJECT))
+    assert created.refresh() == "same"
+
+
+def test_refresh_keeps_state_on_a_route_404_and_an_empty_200(fake: FakeCleura, created: Engine) -> None:
+    before = created.state
+    fake.add_fault("GET", r"/shoots/Sto2/p1234567890abcdef", "status", status=404, message="no route", times=2)
+    with pytest.raises(EngineError, match="state is kept"):
+        created.refresh()
+    fake.add_fault("GET", r"/shoots/Sto2/p1234567890abcdef/demo$", "empty")
+    with pytest.raises(EngineError, match="200 without a shoot"):
+        created.refresh()
+    assert created.state == before
+
+
+def test_refresh_drops_a_shoot_only_when_its_project_lists_it_gone(fake: FakeCleura, created: Engine) -> None:
+    fake.remove_out_of_band("demo")
+    assert created.refresh() == "deleted"
+
+
+def test_the_cli_profile_endpoint_is_used_only_for_its_own_cloud() -> None:
+    from components.gardener.client import Credentials, base_url
+
+    creds = Credentials("u", "t", endpoint="https://rest.example.invalid", cloud="public", source="cleura CLI")
+    assert base_url("public", {}, creds) == "https://rest.example.invalid"
+    assert base_url("compliant", {}, creds) == "https://rest.compliant.cleura.cloud"
+    assert base_url("compliant", {}, replace(creds, cloud=None)) == "https://rest.example.invalid"
