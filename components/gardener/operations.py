@@ -148,7 +148,7 @@ class ShootOps:
         return Deadline(seconds * self.policy.scale, self.now)
 
     # -- create / adopt ---------------------------------------------------------------------------
-    def create(self, desired: Mapping[str, Any], *, adopt: bool, timeout: float) -> dict[str, Any]:
+    def create(self, desired: Mapping[str, Any], *, adopt: bool | str, timeout: float) -> dict[str, Any]:
         """POST the shoot (or adopt an existing one) and wait until our Create has succeeded."""
         name = str(desired["name"])
         deadline = self.deadline(timeout)
@@ -157,9 +157,10 @@ class ShootOps:
             if not adopt:
                 raise ProviderError(
                     f"shoot {name!r} already exists in project {self.loc.project_id} ({self.loc.region}); "
-                    "set adopt: true to take it over (this is also how to import an existing shoot), "
-                    "or choose another name")
-            return self._adopt(existing, desired, deadline)
+                    "set adopt: true to take it over (this is also how to import an existing shoot; it is "
+                    "recorded as it is and the next preview shows the differences as an update), "
+                    "adopt: observe to only track it, or choose another name")
+            return self._adopt(existing, desired, deadline, observe=adopt == "observe")
         self._check_name_free(name)
         body = create_body(shoot_spec_from_inputs(desired))
         started = self.now()
@@ -201,19 +202,37 @@ class ShootOps:
                 return
         raise ProviderError(f"shoot {name}: the create request failed repeatedly and the shoot does not exist")
 
-    def _adopt(self, existing: dict[str, Any], desired: Mapping[str, Any], deadline: Deadline) -> dict[str, Any]:
+    def _adopt(self, existing: dict[str, Any], desired: Mapping[str, Any], deadline: Deadline, *,
+               observe: bool) -> dict[str, Any]:
+        """Record the live shoot *as it is*; never converge behind a `create` preview.
+
+        The preview of an adoption can only say "+ create", so changing the cluster here would
+        apply changes nobody reviewed (a removed worker group, cleared labels). The state records
+        the live values instead, and the next preview shows the differences as an ordinary
+        update. `observe` records without ever converging (see `ShootProvider.diff`).
+        """
         name = str(desired["name"])
-        conflicts = immutable_conflicts(desired, reported_inputs(existing))
-        if conflicts:
+        live = reported_inputs(existing)
+        conflicts = immutable_conflicts(desired, live)
+        if conflicts and not observe:
             raise ProviderError(f"cannot adopt shoot {name!r}: replace-only settings differ: "
                                 + "; ".join(conflicts) + ". Align the config with the live shoot first.")
-        self.report(f"shoot {name}: adopting the existing shoot; waiting for its current operation")
+        self.report(f"shoot {name}: adopting the existing shoot as it is; waiting for its current operation")
+        waiter = self.waiter(name, "adopt", deadline)
         try:
-            shoot = self.waiter(name, "adopt", deadline).until_ready(None)
+            shoot = waiter.until_idle() if observe else waiter.until_ready(None)
         except OperationFailedError as exc:
             raise ProviderError(f"{exc}. Fix the cause, then retry the operation in the Cleura console "
                                 "(or PATCH .../retry) and run again") from None
-        return self._apply(desired, shoot, deadline)
+        if shoot is None:
+            raise ProviderError(f"shoot {name!r} disappeared while adopting it")
+        pending = plan_update(desired, reported_inputs(shoot)).describe()
+        if pending:
+            mode = ("observe mode: never applied" if observe
+                    else "not applied now; the next `pulumi preview` shows them as an update")
+            self.report(f"shoot {name}: adopted; the config differs from the live shoot ({mode}): "
+                        + "; ".join(pending))
+        return shoot
 
     # -- update ----------------------------------------------------------------------------------
     def update(self, desired: Mapping[str, Any], *, timeout: float) -> dict[str, Any]:

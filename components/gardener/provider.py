@@ -133,6 +133,11 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         result = diff_shoot(olds, news)
+        if news.get("adopt") == "observe" and olds.get("adopt") == "observe":
+            if result.has_changes:
+                stderr_report(f"shoot {olds.get('name')}: observe mode, not applied: the live shoot differs in "
+                              + ", ".join((*result.replaces, *result.changes)))
+            return DiffResult(changes=False, replaces=[], delete_before_replace=False)
         if result.replaces:
             stderr_report(f"shoot {olds.get('name')}: will be REPLACED because {', '.join(result.replaces)} "
                           "cannot change in place: all worker nodes, workloads and data are lost")
@@ -146,7 +151,7 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
         d = _validated(props)
         timeouts = timeouts_from_inputs(d.get("timeouts"))
         with _session(d) as ops:
-            shoot = ops.create(d, adopt=bool(d.get("adopt")), timeout=timeouts.create)
+            shoot = ops.create(d, adopt=d.get("adopt") or False, timeout=timeouts.create)
         return CreateResult(shoot_id(d), shoot_outputs(d, shoot))
 
     @provider_errors
@@ -173,6 +178,9 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
     @provider_errors
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         user = _inputs(props, SHOOT_INPUT_FIELDS)
+        if user.get("adopt") == "observe":
+            stderr_report(f"shoot {user.get('name')}: observe mode: forgotten by this stack, not deleted")
+            return
         timeouts = timeouts_from_inputs(user.get("timeouts"))
         with _session(user) as ops:
             ops.delete(str(user["name"]), timeout=timeouts.delete)

@@ -43,7 +43,7 @@ class Shoot(dynamic.Resource, module="cleura", name="Shoot"):  # type: ignore[mi
     status: pulumi.Output[dict[str, Any]]
     reported: pulumi.Output[dict[str, Any]]
 
-    def __init__(self, resource_name: str, spec: ShootSpec, *, adopt: bool = False,
+    def __init__(self, resource_name: str, spec: ShootSpec, *, adopt: bool | str = False,
                  timeouts: Timeouts | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         # Optional inputs read back as attributes (`cloud` feeds the kubeconfig) are seeded too:
         # `to_inputs` drops None, and a key missing from props is no attribute at all.

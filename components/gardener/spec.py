@@ -255,7 +255,7 @@ TIMEOUT_FIELDS: dict[str, Field] = {
 # Inputs of the `Shoot` resource: the spec plus behaviour knobs that never reach the API.
 SHOOT_INPUT_FIELDS: dict[str, Field] = {
     **SHOOT_SPEC_FIELDS,
-    "adopt": Field("bool", default=False),
+    "adopt": Field("adopt", default=False),  # true: record as-is, converge on the next up; observe: record only
     "timeouts": Field("obj", fields=TIMEOUT_FIELDS),
 }
 # The stack's `platform:cleura` object: shoot inputs plus what the component needs.
@@ -490,7 +490,7 @@ class CleuraConfig:
     """The validated `platform:cleura` stack object, everything `ShootCluster` needs."""
 
     shoot: ShootSpec
-    adopt: bool = False
+    adopt: bool | str = False  # True, False or "observe"
     timeouts: Timeouts = field(default_factory=Timeouts)
     kubeconfig_expiration_seconds: int = 86400
     renew_before_expiry_seconds: int = 43200
@@ -742,7 +742,7 @@ def parse_cleura(raw: object, path: str, problems: Problems) -> CleuraConfig | N
         return None
     return CleuraConfig(
         shoot=shoot_spec_from_inputs(d),
-        adopt=bool(d.get("adopt", False)),
+        adopt=d.get("adopt", False),
         timeouts=timeouts_from_inputs(d.get("timeouts")),
         kubeconfig_expiration_seconds=int(d["kubeconfig_expiration_seconds"]),
         renew_before_expiry_seconds=int(d["renew_before_expiry_seconds"]),
