@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pulumi
 
-from components.gardener.resources import ProjectBootstrap, Shoot, ShootKubeconfig
+from components.gardener.resources import ProjectBootstrap, Shoot, ShootClaim, ShootKubeconfig
 from components.gardener.spec import CleuraConfig
 
 
@@ -27,7 +27,14 @@ class ShootCluster(pulumi.ComponentResource):  # type: ignore[misc]
         if cfg.bootstrap_project:
             depends.append(ProjectBootstrap(f"{name}-bootstrap", cloud=spec.cloud, region=spec.region,
                                             project_id=spec.project_id, opts=pulumi.ResourceOptions(parent=self)))
-        shoot = Shoot(f"{name}-shoot", spec, adopt=cfg.adopt, timeouts=cfg.timeouts,
+        owner = f"{pulumi.get_project()}/{pulumi.get_stack()}/{name}"
+        if not cfg.adopt:
+            # Only a shoot this stack creates gets a claim: destroy never deletes an adopted one
+            # through it (observe mode never deletes at all).
+            depends.append(ShootClaim(f"{name}-claim", name=spec.name, cloud=spec.cloud, region=spec.region,
+                                      project_id=spec.project_id, owner=owner,
+                                      opts=pulumi.ResourceOptions(parent=self)))
+        shoot = Shoot(f"{name}-shoot", spec, adopt=cfg.adopt, timeouts=cfg.timeouts, owner=owner,
                       # No delete_before_replace option: the provider's diff asks for it only when
                       # the name is reused; a rename creates the new shoot before deleting the old.
                       opts=pulumi.ResourceOptions(parent=self, depends_on=depends))

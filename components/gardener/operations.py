@@ -5,9 +5,10 @@ driven directly in tests:
 
 * create never orphans or duplicates: an ambiguous POST (connection lost, 502/504) is resolved
   by looking for the shoot before trying again;
-* a name that already exists is an error unless `adopt`, which waits for the running operation
-  and then converges the shoot onto the spec (also how an existing shoot is imported, since
-  `pulumi import` cannot work for dynamic providers);
+* a name that already exists is an error unless `adopt` (or it carries this stack's marker:
+  an interrupted create is resumed), which waits for the running operation and records the
+  shoot as it is; the next preview shows the differences (also how an existing shoot is
+  imported, since `pulumi import` cannot work for dynamic providers);
 * every mutation remembers the operation seen before it and waits for a *new* outcome;
 * 409 "operation in progress" waits for the shoot to be idle and retries (bounded);
 * delete waits for 404 only.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from components.gardener.client import (
@@ -30,6 +31,7 @@ from components.gardener.client import (
     TransientError,
 )
 from components.gardener.diffing import UpdatePlan, immutable_conflicts, plan_update
+from components.gardener.marker import MARKER_KEY, owners_of, stamp_create_body, stamp_worker
 from components.gardener.spec import create_body, shoot_path, shoot_spec_from_inputs
 from components.gardener.state import reported_inputs
 from components.gardener.waiting import (
@@ -44,6 +46,7 @@ from components.gardener.waiting import (
     WaitTimeoutError,
 )
 
+OWNER_KEY = "owner"  # the Shoot input carrying the stack's marker value
 MAX_CONFLICT_RETRIES = 5
 MAX_AMBIGUOUS_RETRIES = 3
 CREATE_404_TOLERANCE = 60.0  # seconds a just-created shoot may still 404 (eventual consistency)
@@ -148,21 +151,33 @@ class ShootOps:
         return Deadline(seconds * self.policy.scale, self.now)
 
     # -- create / adopt ---------------------------------------------------------------------------
-    def create(self, desired: Mapping[str, Any], *, adopt: bool | str, timeout: float) -> dict[str, Any]:
-        """POST the shoot (or adopt an existing one) and wait until our Create has succeeded."""
+    def create(self, desired: Mapping[str, Any], *, adopt: bool | str, timeout: float,
+               owner: str | None = None) -> dict[str, Any]:
+        """POST the shoot (or adopt an existing one) and wait until our Create has succeeded.
+
+        `owner` is the stack's marker (see `marker`): stamped on the new shoot, and a shoot of
+        this name that already carries it is the one an interrupted run of this stack started,
+        so it is resumed without `adopt`.
+        """
         name = str(desired["name"])
         deadline = self.deadline(timeout)
         existing = self.get(name)
         if existing is not None:
+            if not adopt and owner and owner in owners_of(existing):
+                self.report(f"shoot {name}: found the shoot an earlier, interrupted run of this stack started "
+                            f"(marker {MARKER_KEY}={owner}); resuming instead of creating another")
+                return self._adopt(existing, desired, deadline, observe=False)
             if not adopt:
+                others = owners_of(existing)
                 raise ProviderError(
-                    f"shoot {name!r} already exists in project {self.loc.project_id} ({self.loc.region}); "
-                    "set adopt: true to take it over (this is also how to import an existing shoot; it is "
+                    f"shoot {name!r} already exists in project {self.loc.project_id} ({self.loc.region})"
+                    + (f" and belongs to another stack ({', '.join(sorted(others))})" if others else "")
+                    + "; set adopt: true to take it over (this is also how to import an existing shoot; it is "
                     "recorded as it is and the next preview shows the differences as an update), "
                     "adopt: observe to only track it, or choose another name")
             return self._adopt(existing, desired, deadline, observe=adopt == "observe")
         self._check_name_free(name)
-        body = create_body(shoot_spec_from_inputs(desired))
+        body = stamp_create_body(create_body(shoot_spec_from_inputs(desired)), owner)
         started = self.now()
         self._post_create(name, body)
         self.report(f"shoot {name}: create accepted; waiting for Gardener to provision it")
@@ -250,11 +265,15 @@ class ShootOps:
         if plan.empty:
             return shoot
         self.report(f"shoot {name}: " + "; ".join(plan.describe()))
-        return self.apply_plan(name, plan, shoot, deadline)
+        owner = desired.get(OWNER_KEY)
+        return self.apply_plan(name, plan, shoot, deadline, owner if isinstance(owner, str) else None)
 
-    def apply_plan(self, name: str, plan: UpdatePlan, shoot: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+    def apply_plan(self, name: str, plan: UpdatePlan, shoot: dict[str, Any], deadline: Deadline,
+                   owner: str | None = None) -> dict[str, Any]:
         """One call at a time, each followed by a wait; new groups before removals (never zero groups)."""
         path = self.loc.shoots(name)
+        plan = replace(plan, create_workers=tuple(stamp_worker(w, owner) for w in plan.create_workers),
+                       update_workers=tuple(stamp_worker(w, owner) for w in plan.update_workers))
         if plan.patch:
             shoot = self._mutate(name, "PATCH", path, plan.patch, "update", shoot, deadline)
         if plan.enable_ha:

@@ -37,7 +37,8 @@ from components.gardener.credential import (
     render_exec_kubeconfig,
 )
 from components.gardener.diffing import ShootDiff, diff_shoot
-from components.gardener.operations import Location, ProviderError, ShootOps
+from components.gardener.marker import owners_of
+from components.gardener.operations import OWNER_KEY, Location, ProviderError, ShootOps
 from components.gardener.schema import Issue, is_unknown, render_path
 from components.gardener.spec import (
     BOOTSTRAP_INPUT_FIELDS,
@@ -121,9 +122,11 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
     """A Gardener shoot managed through Cleura's v2 API."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        raw = _check_unknown_keys(news, SHOOT_INPUT_FIELDS, SHOOT_OUTPUT_KEYS)
+        raw = _check_unknown_keys(news, SHOOT_INPUT_FIELDS, (*SHOOT_OUTPUT_KEYS, OWNER_KEY))
         d, issues = validate_shoot_inputs(raw)
         _default_cloud(d, olds)
+        if isinstance(news.get(OWNER_KEY), str):
+            d[OWNER_KEY] = news[OWNER_KEY]  # the stack's marker (see `marker`); never sent as a field
         old_v, new_v = olds.get("kubernetes_version"), d.get("kubernetes_version")
         if (isinstance(old_v, str) and isinstance(new_v, str) and not is_unknown(new_v)
                 and version_tuple(new_v) < version_tuple(old_v)[: len(version_tuple(new_v))]):
@@ -151,7 +154,7 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
         d = _validated(props)
         timeouts = timeouts_from_inputs(d.get("timeouts"))
         with _session(d) as ops:
-            shoot = ops.create(d, adopt=d.get("adopt") or False, timeout=timeouts.create)
+            shoot = ops.create(d, adopt=d.get("adopt") or False, timeout=timeouts.create, owner=d.get(OWNER_KEY))
         return CreateResult(shoot_id(d), shoot_outputs(d, shoot))
 
     @provider_errors
@@ -191,6 +194,8 @@ def _validated(props: dict[str, Any]) -> dict[str, Any]:
     if issues:
         raise ProviderError("; ".join(f"{render_path(i.path)}: {i.message}" for i in issues))
     _default_cloud(d, props)
+    if isinstance(props.get(OWNER_KEY), str):
+        d[OWNER_KEY] = props[OWNER_KEY]
     return d
 
 
@@ -325,3 +330,55 @@ class ProjectBootstrapProvider(ResourceProvider):  # type: ignore[misc]
     @provider_errors
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         stderr_report(f"project {props.get('project_id')}: bootstrap cannot be undone; only forgetting it")
+
+
+# --- claim ----------------------------------------------------------------------------------------
+
+
+CLAIM_FIELDS = ("cloud", "region", "project_id", "name", "owner")
+
+
+class ShootClaimProvider(ResourceProvider):  # type: ignore[misc]
+    """Recorded *before* the shoot's create, so `destroy` can remove a shoot a failed create left.
+
+    The Python host cannot return partial state: a create that fails or is interrupted after the
+    POST leaves a billed shoot that is not in state. This claim is in state by then; its delete
+    (which runs after the Shoot's, since the Shoot depends on it) removes a shoot of that name
+    only if it carries this stack's marker. Anything else is left alone and reported.
+    """
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        d = {k: news.get(k) for k in CLAIM_FIELDS if news.get(k) is not None}
+        _default_cloud(d, olds)
+        missing = [k for k in ("region", "project_id", "name", "owner") if not d.get(k)]
+        return CheckResult(d, [CheckFailure(k, "is required") for k in missing])
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in ("cloud", "region", "project_id", "name")
+                    if is_unknown(news.get(k)) or news.get(k) != olds.get(k)]
+        changed = bool(replaces) or news.get("owner") != olds.get("owner")
+        return DiffResult(changes=changed, replaces=replaces, delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        d = {k: props.get(k) for k in CLAIM_FIELDS}
+        return CreateResult(f"{shoot_id(d)}/claim", d)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_, {k: v for k, v in props.items() if k != PROVIDER_KEY})
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult({k: news.get(k) for k in CLAIM_FIELDS})
+
+    @provider_errors
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        name, owner = str(props["name"]), str(props.get("owner") or "")
+        with _session(props) as ops:
+            shoot = ops.get(name)
+            if shoot is None:
+                return
+            if owner and owner in owners_of(shoot):
+                stderr_report(f"shoot {name}: left behind by a failed or interrupted create of this stack "
+                              "(it carries this stack's marker); deleting it")
+                ops.delete(name, timeout=3600)
+                return
+            stderr_report(f"shoot {name}: exists but does not carry this stack's marker; left alone")

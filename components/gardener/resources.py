@@ -17,6 +17,7 @@ from components.gardener.provider import (
     KUBECONFIG_OUTPUTS,
     SHOOT_OUTPUT_KEYS,
     ProjectBootstrapProvider,
+    ShootClaimProvider,
     ShootKubeconfigProvider,
     ShootProvider,
 )
@@ -44,7 +45,8 @@ class Shoot(dynamic.Resource, module="cleura", name="Shoot"):  # type: ignore[mi
     reported: pulumi.Output[dict[str, Any]]
 
     def __init__(self, resource_name: str, spec: ShootSpec, *, adopt: bool | str = False,
-                 timeouts: Timeouts | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
+                 timeouts: Timeouts | None = None, owner: str | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         # Optional inputs read back as attributes (`cloud` feeds the kubeconfig) are seeded too:
         # `to_inputs` drops None, and a key missing from props is no attribute at all.
         props: dict[str, Any] = {
@@ -52,6 +54,7 @@ class Shoot(dynamic.Resource, module="cleura", name="Shoot"):  # type: ignore[mi
             **spec.to_inputs(),
             "adopt": adopt,
             "timeouts": (timeouts or Timeouts()).to_inputs(),
+            "owner": owner,
             **{k: None for k in SHOOT_OUTPUT_KEYS},
         }
         super().__init__(ShootProvider(), resource_name, props, opts)
@@ -92,3 +95,13 @@ class ProjectBootstrap(dynamic.Resource, module="cleura", name="ProjectBootstrap
                  opts: pulumi.ResourceOptions | None = None) -> None:
         props: dict[str, Any] = {"cloud": cloud, "region": region, "project_id": project_id}
         super().__init__(ProjectBootstrapProvider(), resource_name, props, opts)
+
+
+class ShootClaim(dynamic.Resource, module="cleura", name="ShootClaim"):  # type: ignore[misc,call-arg]
+    """This stack's claim on a shoot name: lets `destroy` remove a shoot a failed create left behind."""
+
+    def __init__(self, resource_name: str, *, name: str, region: str, project_id: str, owner: str,
+                 cloud: str | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
+        props: dict[str, Any] = {"cloud": cloud, "region": region, "project_id": project_id, "name": name,
+                                 "owner": owner}
+        super().__init__(ShootClaimProvider(), resource_name, props, opts)

@@ -20,10 +20,24 @@ import yaml
 from pulumi.output import Unknown
 
 from components.gardener.credential import cluster_of, render_exec_kubeconfig, user_of
+from components.gardener.marker import MARKER_KEY
 from components.gardener.provider import SHOOT_OUTPUT_KEYS, ShootKubeconfigProvider
+from components.gardener.spec import Timeouts
 from tests.conftest import RunProgram
 
-from .conftest import KUBECONFIG_TYPE, PASSWORD, PROJECT, REGION, SHOOT_TYPE, host_env, shoot_inputs, spec
+from .conftest import (
+    CLAIM_TYPE,
+    KUBECONFIG_TYPE,
+    OWNER,
+    PASSWORD,
+    PROJECT,
+    REGION,
+    SHOOT_TYPE,
+    claim_inputs,
+    host_env,
+    shoot_inputs,
+    spec,
+)
 from .engine import PROJECT_ROOT, Engine, EngineError, ProviderHost, register
 from .fake_cleura import FakeCleura
 
@@ -250,3 +264,47 @@ def test_the_cli_profile_endpoint_is_used_only_for_its_own_cloud() -> None:
     assert base_url("public", {}, creds) == "https://rest.example.invalid"
     assert base_url("compliant", {}, creds) == "https://rest.compliant.cleura.cloud"
     assert base_url("compliant", {}, replace(creds, cloud=None)) == "https://rest.example.invalid"
+
+
+# --- interrupted creates: the stack's marker and the claim ----------------------------------------
+
+
+def test_an_interrupted_create_is_resumed_by_marker_without_adopt(fake: FakeCleura, host: ProviderHost) -> None:
+    fake.create_duration = 900
+    e = Engine(host, SHOOT_TYPE, "shoot")
+    with pytest.raises(EngineError, match="timed out after 60s"):
+        e.up(shoot_inputs(spec(), timeouts=Timeouts(create=60), owner=OWNER))
+    assert e.state is None and fake.shoot_names() == ["demo"]
+    annotations = fake.shoot("demo")["shoot_provider"]["workers"][0]["annotations"]  # type: ignore[index]
+    assert {"key": MARKER_KEY, "value": OWNER} in annotations
+    assert e.up(shoot_inputs(spec(), owner=OWNER)).op == "create"  # no adopt needed: it is ours
+    assert fake.count("POST", r"/shoots/Sto2/p1234567890abcdef$") == 1
+    assert e.preview(shoot_inputs(spec(), owner=OWNER)).op == "same"  # the marker is never a diff
+    e.up(shoot_inputs(spec(workers=(replace(spec().workers[0], maximum=4),)), owner=OWNER))
+    annotations = fake.shoot("demo")["shoot_provider"]["workers"][0]["annotations"]  # type: ignore[index]
+    assert {"key": MARKER_KEY, "value": OWNER} in annotations  # a worker PUT keeps it
+
+
+def test_another_stacks_or_an_unmarked_shoot_still_needs_adopt(fake: FakeCleura, host: ProviderHost) -> None:
+    Engine(host, SHOOT_TYPE, "other").up(shoot_inputs(spec(), owner="platform/prod/cleura"))
+    with pytest.raises(EngineError, match=r"belongs to another stack \(platform/prod/cleura\).*adopt: true"):
+        Engine(host, SHOOT_TYPE, "shoot").up(shoot_inputs(spec(), owner=OWNER))
+
+
+def test_destroy_after_a_failed_create_deletes_the_shoot_it_started(fake: FakeCleura, host: ProviderHost) -> None:
+    claim, shoot = Engine(host, CLAIM_TYPE, "claim"), Engine(host, SHOOT_TYPE, "shoot")
+    claim.up(claim_inputs())
+    fake.fail_next_create = "Quota exceeded for resources: cores"
+    with pytest.raises(EngineError, match="Quota exceeded"):
+        shoot.up(shoot_inputs(spec(), owner=OWNER))
+    assert shoot.state is None and fake.shoot_names() == ["demo"]  # billed, not in state
+    claim.destroy()  # `pulumi destroy`: only the claim is in state
+    assert fake.shoot_names() == []
+
+
+def test_the_claim_never_deletes_a_shoot_without_our_marker(fake: FakeCleura, host: ProviderHost) -> None:
+    Engine(host, SHOOT_TYPE, "other").up(shoot_inputs(spec(), owner="platform/prod/cleura"))
+    claim = Engine(host, CLAIM_TYPE, "claim")
+    claim.up(claim_inputs())
+    claim.destroy()
+    assert fake.shoot_names() == ["demo"]
