@@ -181,13 +181,19 @@ class ShootOps:
         started = self.now()
         self._post_create(name, body)
         self.report(f"shoot {name}: create accepted; waiting for Gardener to provision it")
+        resume = ("the next `pulumi up` resumes it (it carries this stack's marker) and `pulumi destroy` "
+                  "deletes it" if owner else "re-run with adopt: true to resume waiting (or delete it in the "
+                  "Cleura console)")
         try:
-            return self.waiter(name, "create", deadline).until_ready(None, request_started=started,
-                                                                     allow_missing=CREATE_404_TOLERANCE)
-        except (WaitTimeoutError, OperationFailedError, ApiError) as exc:
-            raise ProviderError(
-                f"{exc}. The shoot exists on Cleura but Pulumi does not track it yet: re-run with "
-                "adopt: true to resume waiting (or delete it in the Cleura console)") from None
+            shoot = self.waiter(name, "create", deadline).until_ready(None, request_started=started,
+                                                                      allow_missing=CREATE_404_TOLERANCE)
+            if desired.get("hibernated"):
+                shoot = self._mutate(name, "PATCH", f"{self.loc.shoots(name)}/hibernate", None, "hibernate",
+                                     shoot, deadline, done=_hibernated(True))
+            return shoot
+        except (WaitTimeoutError, OperationFailedError, ApiError, ProviderError) as exc:
+            raise ProviderError(f"{exc}. The shoot exists on Cleura but Pulumi does not track it yet: {resume}") \
+                from None
 
     def _check_name_free(self, name: str) -> None:
         try:
@@ -272,6 +278,9 @@ class ShootOps:
                    owner: str | None = None) -> dict[str, Any]:
         """One call at a time, each followed by a wait; new groups before removals (never zero groups)."""
         path = self.loc.shoots(name)
+        if plan.hibernate is False:  # wake first: the other changes need running nodes
+            shoot = self._mutate(name, "PATCH", f"{path}/wakeup", None, "wake up", shoot, deadline,
+                                 done=_hibernated(False))
         plan = replace(plan, create_workers=tuple(stamp_worker(w, owner) for w in plan.create_workers),
                        update_workers=tuple(stamp_worker(w, owner) for w in plan.update_workers))
         if plan.patch:
@@ -289,6 +298,9 @@ class ShootOps:
         for wname in plan.delete_workers:
             shoot = self._mutate(name, "DELETE", f"{path}/workers/{wname}", None, f"remove worker group {wname}",
                                  shoot, deadline, done=_has_worker(wname, False))
+        if plan.hibernate:
+            shoot = self._mutate(name, "PATCH", f"{path}/hibernate", None, "hibernate", shoot, deadline,
+                                 done=_hibernated(True))
         return shoot
 
     def _mutate(self, name: str, method: str, path: str, body: object, what: str, current: dict[str, Any],
@@ -395,13 +407,20 @@ class ShootOps:
         deadline = self.deadline(timeout)
         for attempt in range(1, MAX_CONFLICT_RETRIES + 2):
             try:
-                resp = self.client.request("POST", self.loc.kubeconfig_v3(name), {"expiration_seconds": int(seconds)})
+                # Safe to repeat on 502/504 or a dropped connection: a second credential is harmless
+                # (it only expires), unlike an AmbiguousWriteError failing the whole run.
+                resp = self.client.request("POST", self.loc.kubeconfig_v3(name), {"expiration_seconds": int(seconds)},
+                                           idempotent=True)
             except NotFoundError:
                 raise ProviderError(f"shoot {name!r} not found in project {self.loc.project_id} "
                                     f"({self.loc.region}): wrong shoot name or project") from None
             except ConflictError as exc:
                 self.report(f"shoot {name}: kubeconfig not available yet ({exc.message}); waiting")
                 live = self.get(name)
+                if live is not None and _hibernated(True)(live):
+                    raise ProviderError(f"shoot {name!r} is hibernated, so it has no reachable API server: set "
+                                        "platform:cleura.hibernated: false to wake it in this run, or run again "
+                                        "after its hibernation schedule wakes it") from None
                 if live is None or self._wait_out_conflict(name, "get a kubeconfig", live, attempt,
                                                            deadline) is None:
                     raise ProviderError(f"shoot {name!r} disappeared") from None
@@ -423,6 +442,13 @@ class ShootOps:
                                     f"unknown project id: check project_id {self.loc.project_id!r} and region "
                                     f"{self.loc.region!r}") from None
             raise
+
+
+def _hibernated(want: bool) -> Callable[[dict[str, Any]], bool]:
+    def check(shoot: dict[str, Any]) -> bool:
+        return bool((shoot.get("status") or {}).get("is_hibernated")) == want
+
+    return check
 
 
 def _has_worker(name: str, present: bool) -> Callable[[dict[str, Any]], bool]:

@@ -51,11 +51,11 @@ class Shoot(dynamic.Resource, module="cleura", name="Shoot"):  # type: ignore[mi
         # `to_inputs` drops None, and a key missing from props is no attribute at all.
         props: dict[str, Any] = {
             **{k: None for k in SHOOT_ATTRIBUTE_INPUTS},
-            **spec.to_inputs(),
+            **{k: None for k in SHOOT_OUTPUT_KEYS},
+            **spec.to_inputs(),  # after the seeded outputs: `hibernated` is both (desired in, observed out)
             "adopt": adopt,
             "timeouts": (timeouts or Timeouts()).to_inputs(),
             "owner": owner,
-            **{k: None for k in SHOOT_OUTPUT_KEYS},
         }
         super().__init__(ShootProvider(), resource_name, props, opts)
 

@@ -216,6 +216,7 @@ SHOOT_SPEC_FIELDS: dict[str, Field] = {
     "project_id": Field("str", required=True, rule=_pattern(TOKEN_RE, "an OpenStack project id")),
     "kubernetes_version": Field("str", required=True, rule=_pattern(VERSION_RE, "a version such as 1.33.4")),
     "enable_ha_control_plane": Field("bool", default=False),
+    "hibernated": Field("bool"),  # desired state; unset: not managed (schedules and the console decide)
     "allowed_cidrs": Field("list", item=Field("str", rule=cidr_rule)),
     "hibernation_schedules": Field("list", item=Field("obj", fields={
         "start": Field("str", required=True, rule=cron_rule),
@@ -467,6 +468,7 @@ class ShootSpec:
     network_id: str | None = None
     router_id: str | None = None
     workers_network_cidr: str | None = None
+    hibernated: bool | None = None
 
     def to_inputs(self) -> dict[str, Any]:
         """The snake_case provider inputs (the inverse of `shoot_spec_from_inputs`)."""
@@ -535,6 +537,7 @@ def spec_to_inputs(s: ShootSpec) -> dict[str, Any]:
         "project_id": s.project_id,
         "kubernetes_version": s.kubernetes_version,
         "enable_ha_control_plane": s.enable_ha_control_plane,
+        "hibernated": s.hibernated,
         "allowed_cidrs": list(s.allowed_cidrs) if s.allowed_cidrs is not None else None,
         "hibernation_schedules": ([{"start": h.start, "end": h.end} for h in s.hibernation_schedules]
                                   if s.hibernation_schedules is not None else None),
@@ -618,6 +621,7 @@ def shoot_spec_from_inputs(d: Mapping[str, Any]) -> ShootSpec:
         router_id=infra.get("router_id"),
         workers_network_cidr=infra.get("workers_network_cidr"),
         workers=tuple(worker_from_inputs(w) for w in prov["workers"]),
+        hibernated=d.get("hibernated"),
     )
 
 

@@ -84,6 +84,10 @@ def reported_worker(w: Mapping[str, Any]) -> dict[str, Any]:
 
 def reported_inputs(shoot: Mapping[str, Any]) -> dict[str, Any]:
     """The shoot as the API reports it, in the input shape (API defaults included)."""
+    return {**_reported_spec(shoot), "hibernated": bool(dig(shoot, "status", "is_hibernated"))}
+
+
+def _reported_spec(shoot: Mapping[str, Any]) -> dict[str, Any]:
     net = shoot.get("networking") or {}
     networks = dig(shoot, "shoot_provider", "infrastructure_config", "networks") or {}
     hib = dig(shoot, "hibernation", "schedules") or []

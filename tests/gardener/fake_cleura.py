@@ -135,6 +135,8 @@ class ShootRecord:
     spec: dict[str, Any]
     op: Operation | None = None
     deleting: bool = False
+    hibernated: bool = False  # the target: is_hibernated stays true through a whole wake-up
+    was_hibernated: bool = False
 
 
 class ApiFailure(Exception):  # noqa: N818 - mirrors the API envelope, not a Python error
@@ -405,6 +407,8 @@ class FakeCleura:
             ("PUT", re.compile(one + rf"/workers/(?P<worker>{seg})$"), self._edit_worker),
             ("DELETE", re.compile(one + rf"/workers/(?P<worker>{seg})$"), self._delete_worker),
             ("PATCH", re.compile(one + "/ha-control-plane/enable$"), self._enable_ha),
+            ("PATCH", re.compile(one + "/hibernate$"), self._hibernate),
+            ("PATCH", re.compile(one + "/wakeup$"), self._wakeup),
             ("GET", re.compile(one + "$"), self._get),
             ("PATCH", re.compile(one + "$"), self._patch),
             ("DELETE", re.compile(one + "$"), self._delete),
@@ -477,7 +481,8 @@ class FakeCleura:
             errors.append({"description": op["description"], "codes": ["ERR_INFRA_QUOTA_EXCEEDED"],
                            "task_id": "t1", "last_update_time": op["last_update_time"]})
         view["status"] = {
-            "is_hibernated": False,
+            "is_hibernated": (rec.hibernated if rec.op is None or rec.op.finished(self.clock.now())
+                              else rec.hibernated or rec.was_hibernated),
             "conditions": [{"type": "APIServerAvailable", "status": "False" if errors else "True",
                             "reason": "", "message": "", "codes": []}],
             "constraints": [],
@@ -560,6 +565,23 @@ class FakeCleura:
         self._start(rec, "Reconcile", self.reconcile_duration)
         return 202, self._view(rec)
 
+    def _hibernate(self, body: Any, cloud: str, region: str, project: str, name: str) -> tuple[int, Any]:
+        return self._set_hibernation(self._record(cloud, region, project, name), True)
+
+    def _wakeup(self, body: Any, cloud: str, region: str, project: str, name: str) -> tuple[int, Any]:
+        return self._set_hibernation(self._record(cloud, region, project, name), False)
+
+    def _set_hibernation(self, rec: ShootRecord, target: bool) -> tuple[int, Any]:
+        self._busy(rec)
+        rec.was_hibernated, rec.hibernated = rec.hibernated, target
+        self._start(rec, "Reconcile", self.reconcile_duration)
+        return 202, None
+
+    def hibernate_out_of_band(self, name: str) -> None:
+        with self.lock:
+            rec = next(r for k, r in self.shoots.items() if k[3] == name)
+            rec.was_hibernated = rec.hibernated = True
+
     def _enable_ha(self, body: Any, cloud: str, region: str, project: str, name: str) -> tuple[int, Any]:
         rec = self._record(cloud, region, project, name)
         if "control_plane" in rec.spec:
@@ -628,7 +650,7 @@ class FakeCleura:
         seconds = body.get("expiration_seconds")
         if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 600:
             raise ApiFailure(400, "expiration_seconds must be an integer >= 600")
-        if rec.op is None or not rec.op.succeeded(self.clock.now()) or rec.deleting:
+        if rec.op is None or not rec.op.succeeded(self.clock.now()) or rec.deleting or rec.hibernated:
             raise ApiFailure(409, "Shoot is not ready")
         granted = min(seconds, self.kubeconfig_cap) if self.kubeconfig_cap else seconds
         expires = datetime.now(UTC) + timedelta(seconds=granted)

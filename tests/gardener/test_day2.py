@@ -308,3 +308,58 @@ def test_the_claim_never_deletes_a_shoot_without_our_marker(fake: FakeCleura, ho
     claim.up(claim_inputs())
     claim.destroy()
     assert fake.shoot_names() == ["demo"]
+
+
+# --- hibernation ----------------------------------------------------------------------------------
+
+
+def _hibernated(fake: FakeCleura) -> bool:
+    with fake.lock:
+        rec = next(r for k, r in fake.shoots.items() if k[3] == "demo")
+        return bool(fake._view(rec)["status"]["is_hibernated"])
+
+
+def test_desired_hibernation_hibernates_and_wakes_in_place(fake: FakeCleura, created: Engine) -> None:
+    assert created.preview(shoot_inputs(spec(hibernated=False))).op == "same"
+    assert created.up(shoot_inputs(spec(hibernated=True))).op == "update"
+    assert _hibernated(fake) and fake.count("PATCH", r"/demo/hibernate$", 202) == 1
+    assert created.preview(shoot_inputs(spec(hibernated=True))).op == "same"
+    assert created.preview(shoot_inputs(spec())).op == "same"  # unset: not managed
+    # Waking up comes before any other change (they need nodes), and waits for the wake-up itself.
+    bigger = spec(hibernated=False, workers=(replace(spec().workers[0], maximum=5),))
+    assert created.up(shoot_inputs(bigger)).op == "update"
+    assert not _hibernated(fake)
+    order = [r[1] for r in fake.requests if r[0] in ("PATCH", "PUT")]
+    assert order[-2].endswith("/wakeup") and order[-1].endswith("/workers/default")
+
+
+def test_out_of_band_hibernation_previews_a_wakeup_only_when_managed(fake: FakeCleura, created: Engine) -> None:
+    fake.hibernate_out_of_band("demo")
+    assert created.refresh() == "changed"
+    assert created.preview(shoot_inputs(spec())).op == "same"
+    assert created.preview(shoot_inputs(spec(hibernated=False))).op == "update"
+
+
+def test_a_hibernated_shoot_fails_the_kubeconfig_clearly_instead_of_waiting(fake: FakeCleura, host: ProviderHost,
+                                                                            created: Engine) -> None:
+    fake.hibernate_out_of_band("demo")
+    assert created.state is not None
+    kc = Engine(host, KUBECONFIG_TYPE, "kc")
+    with pytest.raises(EngineError, match=r"is hibernated.*hibernated: false"):
+        kc.up(kc_inputs(created.state.id, created.state.outputs["uid"]))
+    assert fake.count("POST", "admin-kubeconfig", 409) == 1  # no minute-long wait on 409s
+
+
+def test_the_exec_plugin_explains_a_hibernated_shoot(fake: FakeCleura, stack: tuple[Engine, Engine]) -> None:
+    _, kc = stack
+    assert kc.state is not None
+    fake.hibernate_out_of_band("demo")
+    res = _run_exec(kc.state.outputs["kubeconfig"], host_env(fake.url))
+    assert res.returncode == 1 and "is hibernated" in res.stderr
+
+
+def test_creating_a_hibernated_shoot_hibernates_it_after_the_create(fake: FakeCleura, host: ProviderHost) -> None:
+    e = Engine(host, SHOOT_TYPE, "shoot")
+    e.up(shoot_inputs(spec(hibernated=True)))
+    assert _hibernated(fake) and e.state is not None and e.state.outputs["hibernated"] is True
+    assert e.preview(shoot_inputs(spec(hibernated=True))).op == "same"
