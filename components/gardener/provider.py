@@ -105,10 +105,9 @@ def provider_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except ProviderError:
-            raise
-        except (ApiError, CredentialsError, WaitTimeoutError, OperationFailedError) as exc:
-            raise ProviderError(str(exc)) from None
+        except (ProviderError, ApiError, CredentialsError, WaitTimeoutError, OperationFailedError) as exc:
+            message = str(exc)
+        raise ProviderError(message) from None  # outside the handler: no "During handling ..." chain
 
     return cast(F, wrapper)
 
@@ -136,6 +135,12 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         result = diff_shoot(olds, news)
+        if ("enable_ha_control_plane" in result.replaces and not is_unknown(news.get("enable_ha_control_plane"))
+                and olds.get(DECLARED_HA) is not True):
+            raise ProviderError(
+                f"shoot {olds.get('name')}: the HA control plane was enabled outside Pulumi, and it cannot be "
+                "disabled in place; set enableHaControlPlane: true in platform:cleura to keep it (planning "
+                "nothing). Only a stack that declared true and now declares false replaces the shoot.")
         if news.get("adopt") == "observe" and olds.get("adopt") == "observe":
             if result.has_changes:
                 stderr_report(f"shoot {olds.get('name')}: observe mode, not applied: the live shoot differs in "
@@ -168,7 +173,7 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
         failure = last_operation_failure(shoot)
         if failure:
             stderr_report(f"warning: shoot {user['name']}: last operation failed: {failure}")
-        return ReadResult(id_, shoot_outputs(user, shoot))
+        return ReadResult(id_, shoot_outputs(user, shoot, declared_ha=props.get(DECLARED_HA)))
 
     @provider_errors
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -203,12 +208,21 @@ def shoot_id(d: dict[str, Any]) -> str:
     return f"{d.get('cloud') or 'public'}/{d['region']}/{d['project_id']}/{d['name']}"
 
 
-def shoot_outputs(user: dict[str, Any], shoot: dict[str, Any]) -> dict[str, Any]:
-    """State = user inputs with observed drift + read-only observations (see `state`)."""
-    return {**merge_observed(user, reported_inputs(shoot)), **observed_outputs(shoot)}
+DECLARED_HA = "declared_enable_ha_control_plane"
 
 
-SHOOT_OUTPUT_KEYS = tuple(observed_outputs({}).keys())
+def shoot_outputs(user: dict[str, Any], shoot: dict[str, Any], declared_ha: object = None) -> dict[str, Any]:
+    """State = user inputs with observed drift + read-only observations (see `state`).
+
+    `enable_ha_control_plane` in state is the *observed* value (drift shows), so what the user
+    last declared is kept beside it: HA switched on out of band must not read as "the user
+    turned HA off", which would plan a replacement of the whole cluster.
+    """
+    declared = bool(user.get("enable_ha_control_plane")) if declared_ha is None else declared_ha
+    return {**merge_observed(user, reported_inputs(shoot)), **observed_outputs(shoot), DECLARED_HA: declared}
+
+
+SHOOT_OUTPUT_KEYS = (*observed_outputs({}).keys(), DECLARED_HA)
 
 
 # --- kubeconfig ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -363,3 +364,44 @@ def test_creating_a_hibernated_shoot_hibernates_it_after_the_create(fake: FakeCl
     e.up(shoot_inputs(spec(hibernated=True)))
     assert _hibernated(fake) and e.state is not None and e.state.outputs["hibernated"] is True
     assert e.preview(shoot_inputs(spec(hibernated=True))).op == "same"
+
+
+# --- smaller day-2 items ------------------------------------------------------------------------
+
+
+def test_ha_enabled_out_of_band_fails_the_preview_instead_of_planning_a_destroy(fake: FakeCleura,
+                                                                                created: Engine) -> None:
+    from components.gardener.client import CleuraClient, Credentials
+
+    CleuraClient(fake.url, Credentials("svc-robot", None, PASSWORD), report=lambda m: None).request(
+        "PATCH", "/gardener/v2/public/shoots/Sto2/p1234567890abcdef/demo/ha-control-plane/enable")
+    time.sleep(0.1)
+    assert created.refresh() == "changed"
+    with pytest.raises(EngineError, match="set enableHaControlPlane: true"):
+        created.preview(shoot_inputs(spec()))
+    assert created.preview(shoot_inputs(spec(enable_ha_control_plane=True))).op == "same"
+
+
+def test_a_declared_ha_switched_off_still_replaces(fake: FakeCleura, host: ProviderHost) -> None:
+    e = Engine(host, SHOOT_TYPE, "shoot")
+    e.up(shoot_inputs(spec(enable_ha_control_plane=True)))
+    step = e.preview(shoot_inputs(spec()))
+    assert step.op == "replace" and "enable_ha_control_plane" in step.replaces
+
+
+def test_the_v3_kubeconfig_post_is_retried_on_502(fake: FakeCleura, host: ProviderHost, created: Engine) -> None:
+    assert created.state is not None
+    fake.add_fault("POST", "admin-kubeconfig", "status", status=502, message="Bad Gateway")
+    kc = Engine(host, KUBECONFIG_TYPE, "kc")
+    assert kc.up(kc_inputs(created.state.id, created.state.outputs["uid"])).op == "create"
+    assert fake.count("POST", "admin-kubeconfig", 502) == 1 and fake.count("POST", "admin-kubeconfig", 201) == 1
+
+
+def test_a_wait_timeout_is_one_provider_error_line(fake: FakeCleura, host: ProviderHost) -> None:
+    fake.create_duration = 900
+    with pytest.raises(EngineError) as err:
+        Engine(host, SHOOT_TYPE, "shoot").up(shoot_inputs(spec(), timeouts=Timeouts(create=60), owner=OWNER))
+    details = err.value.details
+    assert "ProviderError: timed out after 60s waiting for shoot demo: create" in details
+    assert "WaitTimeoutError" not in details and "waiting.py" not in details and "operations.py" not in details
+    assert "next `pulumi up` resumes it" in details
