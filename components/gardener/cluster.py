@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import pulumi
 
+from components.gardener.progress import child_urn
 from components.gardener.resources import ProjectBootstrap, Shoot, ShootClaim, ShootKubeconfig
 from components.gardener.spec import CleuraConfig
+
+COMPONENT_TYPE = "platform:gardener:ShootCluster"
+SHOOT_TYPE = "pulumi-python:dynamic/cleura:Shoot"
 
 
 class ShootCluster(pulumi.ComponentResource):  # type: ignore[misc]
@@ -21,7 +25,7 @@ class ShootCluster(pulumi.ComponentResource):  # type: ignore[misc]
     name: pulumi.Output[str]
 
     def __init__(self, name: str, cfg: CleuraConfig, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("platform:gardener:ShootCluster", name, None, opts)
+        super().__init__(COMPONENT_TYPE, name, None, opts)
         spec = cfg.shoot
         depends: list[pulumi.Resource] = []
         if cfg.bootstrap_project:
@@ -34,7 +38,13 @@ class ShootCluster(pulumi.ComponentResource):  # type: ignore[misc]
             depends.append(ShootClaim(f"{name}-claim", name=spec.name, cloud=spec.cloud, region=spec.region,
                                       project_id=spec.project_id, owner=owner,
                                       opts=pulumi.ResourceOptions(parent=self)))
+        # A plain string, not `self.urn.apply(...)`: an input that depends on the parent component
+        # would make the shoot depend on its own parent. Only for a top-level component, where the
+        # URN is certain; elsewhere progress falls back to stderr.
+        shoot_urn = (child_urn(f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{COMPONENT_TYPE}::{name}",
+                               SHOOT_TYPE, f"{name}-shoot") if opts is None or opts.parent is None else None)
         shoot = Shoot(f"{name}-shoot", spec, adopt=cfg.adopt, timeouts=cfg.timeouts, owner=owner,
+                      resource_urn=shoot_urn,
                       # No delete_before_replace option: the provider's diff asks for it only when
                       # the name is reused; a rename creates the new shoot before deleting the old.
                       opts=pulumi.ResourceOptions(parent=self, depends_on=depends))

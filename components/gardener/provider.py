@@ -39,6 +39,7 @@ from components.gardener.credential import (
 from components.gardener.diffing import ShootDiff, diff_shoot
 from components.gardener.marker import owners_of
 from components.gardener.operations import OWNER_KEY, Location, ProviderError, ShootOps
+from components.gardener.progress import URN_KEY, reporter
 from components.gardener.schema import Issue, is_unknown, render_path
 from components.gardener.spec import (
     BOOTSTRAP_INPUT_FIELDS,
@@ -81,14 +82,18 @@ def _location(props: dict[str, Any]) -> Location:
 
 
 @contextmanager
-def _session(props: dict[str, Any]) -> Iterator[ShootOps]:
-    """Lifecycle calls for one provider call; the token it minted is revoked at the end."""
+def _session(props: dict[str, Any], urn: object = None) -> Iterator[ShootOps]:
+    """Lifecycle calls for one provider call; the token it minted is revoked at the end.
+
+    With the resource's URN, progress goes to the engine and shows on that resource's row.
+    """
     loc = _location(props)
-    client = client_from_env(loc.cloud)
-    try:
-        yield ShootOps(client, loc)
-    finally:
-        client.close()
+    with reporter(urn) as report:
+        client = client_from_env(loc.cloud, report=report)
+        try:
+            yield ShootOps(client, loc)
+        finally:
+            client.close()
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -121,11 +126,12 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
     """A Gardener shoot managed through Cleura's v2 API."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        raw = _check_unknown_keys(news, SHOOT_INPUT_FIELDS, (*SHOOT_OUTPUT_KEYS, OWNER_KEY))
+        raw = _check_unknown_keys(news, SHOOT_INPUT_FIELDS, (*SHOOT_OUTPUT_KEYS, *PASSTHROUGH_KEYS))
         d, issues = validate_shoot_inputs(raw)
         _default_cloud(d, olds)
-        if isinstance(news.get(OWNER_KEY), str):
-            d[OWNER_KEY] = news[OWNER_KEY]  # the stack's marker (see `marker`); never sent as a field
+        for key in PASSTHROUGH_KEYS:  # the stack's marker (see `marker`) and the URN for progress
+            if isinstance(news.get(key), str):
+                d[key] = news[key]
         old_v, new_v = olds.get("kubernetes_version"), d.get("kubernetes_version")
         if (isinstance(old_v, str) and isinstance(new_v, str) and not is_unknown(new_v)
                 and version_tuple(new_v) < version_tuple(old_v)[: len(version_tuple(new_v))]):
@@ -158,7 +164,7 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
     def create(self, props: dict[str, Any]) -> CreateResult:
         d = _validated(props)
         timeouts = timeouts_from_inputs(d.get("timeouts"))
-        with _session(d) as ops:
+        with _session(d, d.get(URN_KEY)) as ops:
             shoot = ops.create(d, adopt=d.get("adopt") or False, timeout=timeouts.create, owner=d.get(OWNER_KEY))
         return CreateResult(shoot_id(d), shoot_outputs(d, shoot))
 
@@ -179,7 +185,7 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         d = _validated(news)
         timeouts = timeouts_from_inputs(d.get("timeouts"))
-        with _session(d) as ops:
+        with _session(d, d.get(URN_KEY)) as ops:
             shoot = ops.update(d, timeout=timeouts.update)
         return UpdateResult(shoot_outputs(d, shoot))
 
@@ -190,7 +196,7 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
             stderr_report(f"shoot {user.get('name')}: observe mode: forgotten by this stack, not deleted")
             return
         timeouts = timeouts_from_inputs(user.get("timeouts"))
-        with _session(user) as ops:
+        with _session(user, props.get(URN_KEY)) as ops:
             ops.delete(str(user["name"]), timeout=timeouts.delete)
 
 
@@ -199,9 +205,13 @@ def _validated(props: dict[str, Any]) -> dict[str, Any]:
     if issues:
         raise ProviderError("; ".join(f"{render_path(i.path)}: {i.message}" for i in issues))
     _default_cloud(d, props)
-    if isinstance(props.get(OWNER_KEY), str):
-        d[OWNER_KEY] = props[OWNER_KEY]
+    for key in PASSTHROUGH_KEYS:
+        if isinstance(props.get(key), str):
+            d[key] = props[key]
     return d
+
+
+PASSTHROUGH_KEYS = (OWNER_KEY, URN_KEY)
 
 
 def shoot_id(d: dict[str, Any]) -> str:

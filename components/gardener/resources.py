@@ -46,6 +46,7 @@ class Shoot(dynamic.Resource, module="cleura", name="Shoot"):  # type: ignore[mi
 
     def __init__(self, resource_name: str, spec: ShootSpec, *, adopt: bool | str = False,
                  timeouts: Timeouts | None = None, owner: str | None = None,
+                 resource_urn: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         # Optional inputs read back as attributes (`cloud` feeds the kubeconfig) are seeded too:
         # `to_inputs` drops None, and a key missing from props is no attribute at all.
@@ -56,6 +57,7 @@ class Shoot(dynamic.Resource, module="cleura", name="Shoot"):  # type: ignore[mi
             "adopt": adopt,
             "timeouts": (timeouts or Timeouts()).to_inputs(),
             "owner": owner,
+            "resource_urn": resource_urn,  # progress on this resource's row (see `progress`)
         }
         super().__init__(ShootProvider(), resource_name, props, opts)
 

@@ -111,10 +111,11 @@ class CheckFailedError(Exception):
 class ProviderHost:
     """`python -u -m pulumi.dynamic` as the engine starts it, with a chosen environment."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], args: tuple[str, ...] = ()) -> None:
+        """`args`: what the engine passes a provider plugin (its own gRPC address)."""
         base = {k: v for k, v in os.environ.items() if not k.startswith("CLEURA_")}
         self._stderr = tempfile.NamedTemporaryFile(prefix="dynamic-host-", suffix=".log", delete=False)  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.dynamic"], cwd=PROJECT_ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.dynamic", *args], cwd=PROJECT_ROOT,
                                      env={**base, **env}, stdout=subprocess.PIPE, stderr=self._stderr)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode().strip()

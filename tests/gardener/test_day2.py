@@ -13,15 +13,20 @@ import json
 import os
 import subprocess
 import time
+from concurrent import futures
 from dataclasses import replace
 from typing import Any
 
+import grpc
 import pytest
 import yaml
+from google.protobuf import empty_pb2
 from pulumi.output import Unknown
+from pulumi.runtime.proto import engine_pb2_grpc
 
 from components.gardener.credential import cluster_of, render_exec_kubeconfig, user_of
 from components.gardener.marker import MARKER_KEY
+from components.gardener.progress import child_urn
 from components.gardener.provider import SHOOT_OUTPUT_KEYS, ShootKubeconfigProvider
 from components.gardener.spec import Timeouts
 from tests.conftest import RunProgram
@@ -405,3 +410,45 @@ def test_a_wait_timeout_is_one_provider_error_line(fake: FakeCleura, host: Provi
     assert "ProviderError: timed out after 60s waiting for shoot demo: create" in details
     assert "WaitTimeoutError" not in details and "waiting.py" not in details and "operations.py" not in details
     assert "next `pulumi up` resumes it" in details
+
+
+# --- progress through the engine --------------------------------------------------------------------
+
+
+class _FakeEngine(engine_pb2_grpc.EngineServicer):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.logs: list[Any] = []
+
+    def Log(self, request: Any, context: Any) -> empty_pb2.Empty:
+        self.logs.append(request)
+        return empty_pb2.Empty()
+
+
+def test_wait_progress_goes_to_the_engine_on_the_resources_row(fake: FakeCleura) -> None:
+    engine = _FakeEngine()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    engine_pb2_grpc.add_EngineServicer_to_server(engine, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    host = ProviderHost(host_env(fake.url), args=(f"127.0.0.1:{port}",))
+    try:
+        urn = "urn:pulumi:gardener-test::platform::platform:gardener:ShootCluster$pulumi-python:dynamic/cleura:Shoot::c"
+        Engine(host, SHOOT_TYPE, "shoot").up({**shoot_inputs(spec()), "resource_urn": urn})
+        messages = [r.message for r in engine.logs]
+        assert any("create accepted" in m for m in messages) and any("Create Succeeded" in m for m in messages)
+        assert all(r.urn == urn and r.ephemeral for r in engine.logs)
+        assert "create accepted" not in host.logs()  # not printed again as a stack-level diagnostic
+    finally:
+        host.close()
+        server.stop(0)
+
+
+def test_the_component_passes_its_shoots_real_urn() -> None:
+    from components.gardener.cluster import ShootCluster
+
+    from .test_cluster import stack_config
+
+    reg = register(lambda: ShootCluster("cleura", stack_config()).name)
+    shoot = reg.one(":Shoot")
+    assert shoot.inputs["resource_urn"] == shoot.urn
+    assert child_urn("urn:pulumi:s::p::a:b:C::n", "x:y:Z", "m") == "urn:pulumi:s::p::a:b:C$x:y:Z::m"
