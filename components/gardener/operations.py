@@ -81,10 +81,12 @@ class ShootOps:
     """Lifecycle calls for shoots in one location, with injectable time for tests and benches."""
 
     def __init__(self, client: CleuraClient, loc: Location, *, policy: PollPolicy | None = None,
-                 now: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] | None = None,
+                 now: Callable[[], float] = time.time, sleep: Callable[[float], None] | None = None,
                  rng: random.Random | None = None, grace: float = DEFAULT_GRACE_SECONDS) -> None:
         self.client, self.loc = client, loc
         self.policy = policy or PollPolicy(scale=client.scale)
+        # Wall clock, not time.monotonic: monotonic stops while a laptop is suspended, so a
+        # 60-minute deadline would not count the suspended hours.
         self.now, self.sleep = now, sleep or client.sleep
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
         self.grace = grace

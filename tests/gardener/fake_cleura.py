@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 SUPPORTED_VERSIONS = ("1.32.9", "1.33.4", "1.33.5", "1.34.1")
 # Fraction of an operation's duration -> progress Gardener reports (steps, not a smooth line).
@@ -310,7 +311,7 @@ class FakeCleura:
     def serve(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
-        method, path = h.command, h.path.split("?")[0]
+        method, path = h.command, urlsplit(h.path).path  # an absolute URI when reached through a proxy
         fault = self._take_fault(method, path)
         if fault and fault.kind == "slow":
             time.sleep(fault.delay)

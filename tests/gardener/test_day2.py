@@ -452,3 +452,64 @@ def test_the_component_passes_its_shoots_real_urn() -> None:
     shoot = reg.one(":Shoot")
     assert shoot.inputs["resource_urn"] == shoot.urn
     assert child_urn("urn:pulumi:s::p::a:b:C::n", "x:y:Z", "m") == "urn:pulumi:s::p::a:b:C$x:y:Z::m"
+
+
+# --- proxies and wall-clock deadlines -----------------------------------------------------------------
+
+
+def test_http_proxy_and_no_proxy_are_honoured(fake: FakeCleura) -> None:
+    from components.gardener.client import CleuraClient, Credentials, RetryPolicy, TransientError, proxy_env
+
+    creds = Credentials("svc-robot", None, PASSWORD)
+    via = CleuraClient("http://cleura-api.invalid", creds, report=lambda m: None,
+                       proxies=proxy_env({"HTTP_PROXY": fake.url}))
+    assert via.request("GET", "/gardener/v2/public/shoots/Sto2/p1234567890abcdef").json() == []
+    bypass = CleuraClient("http://cleura-api.invalid", creds, report=lambda m: None, sleep=lambda s: None,
+                          retry=RetryPolicy(attempts=1),
+                          proxies=proxy_env({"http_proxy": fake.url, "NO_PROXY": "localhost,.invalid"}))
+    with pytest.raises(TransientError):  # straight to the unresolvable host: the proxy was bypassed
+        bypass.request("GET", "/gardener/v2/public/shoots/Sto2/p1234567890abcdef")
+
+
+def test_https_goes_through_a_connect_tunnel_with_proxy_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    import http.client
+
+    from components.gardener.client import CleuraClient, Credentials, proxy_env, proxy_for
+
+    seen: dict[str, Any] = {}
+
+    class Conn:
+        def __init__(self, host: str, port: int, timeout: float) -> None:
+            seen["connect"] = (host, port)
+
+        def set_tunnel(self, host: str, port: int, headers: dict[str, str]) -> None:
+            seen["tunnel"] = (host, port, headers)
+
+        def connect(self) -> None:
+            raise OSError("stop here")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(http.client, "HTTPSConnection", Conn)
+    proxies = proxy_env({"HTTPS_PROXY": "http://u%40x:p%3Ass@proxy.corp:3128", "https_proxy": ""})
+    client = CleuraClient("https://rest.cleura.cloud", Credentials("u", "t"), report=lambda m: None,
+                          sleep=lambda s: None, proxies=proxies)
+    with pytest.raises(Exception, match="giving up"):
+        client.request("GET", "/x")
+    assert seen["connect"] == ("proxy.corp", 3128)
+    assert seen["tunnel"][:2] == ("rest.cleura.cloud", 443)
+    assert seen["tunnel"][2]["Proxy-Authorization"] == "Basic dUB4OnA6c3M="  # u@x:p:ss
+    assert proxy_for("https", "rest.cleura.cloud", {"https": "proxy:1", "no": "*"}) is None
+    assert proxy_for("https", "api.cleura.cloud", {"https": "proxy:1", "no": "cleura.cloud"}) is None
+    assert proxy_for("https", "notcleura.cloud", {"https": "proxy:1", "no": "cleura.cloud"}) is not None
+
+
+def test_deadlines_run_on_wall_clock_time() -> None:
+    from components.gardener.client import CleuraClient, Credentials
+    from components.gardener.operations import Location, ShootOps
+
+    # time.monotonic stops while a laptop is suspended (CLOCK_MONOTONIC): a 60-minute wait would
+    # resume as if no time had passed. Wall-clock time counts the suspended hours.
+    ops = ShootOps(CleuraClient("http://x.invalid", Credentials("u", "t")), Location("public", "Sto2", "p"))
+    assert ops.now is time.time
