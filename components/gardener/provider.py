@@ -29,7 +29,15 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from components.gardener.client import ApiError, CredentialsError, client_from_env, stderr_report
+from components.gardener.client import (
+    ApiError,
+    CredentialsError,
+    NotFoundError,
+    RetryPolicy,
+    client_from_env,
+    load_credentials,
+    stderr_report,
+)
 from components.gardener.credential import (
     DEFAULT_CREDENTIAL_SECONDS,
     MIN_CREDENTIAL_SECONDS,
@@ -39,8 +47,9 @@ from components.gardener.credential import (
 from components.gardener.diffing import ShootDiff, diff_shoot
 from components.gardener.marker import owners_of
 from components.gardener.operations import OWNER_KEY, Location, ProviderError, ShootOps
+from components.gardener.profile import pick_profile, profile_issues
 from components.gardener.progress import URN_KEY, reporter
-from components.gardener.schema import Issue, is_unknown, render_path
+from components.gardener.schema import Issue, contains_unknown, is_unknown, render_path
 from components.gardener.spec import (
     BOOTSTRAP_INPUT_FIELDS,
     KUBECONFIG_INPUT_FIELDS,
@@ -132,6 +141,8 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
         for key in PASSTHROUGH_KEYS:  # the stack's marker (see `marker`) and the URN for progress
             if isinstance(news.get(key), str):
                 d[key] = news[key]
+        if not issues:
+            issues += _profile_check(d, olds)
         old_v, new_v = olds.get("kubernetes_version"), d.get("kubernetes_version")
         if (isinstance(old_v, str) and isinstance(new_v, str) and not is_unknown(new_v)
                 and version_tuple(new_v) < version_tuple(old_v)[: len(version_tuple(new_v))]):
@@ -198,6 +209,32 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
         timeouts = timeouts_from_inputs(user.get("timeouts"))
         with _session(user, props.get(URN_KEY)) as ops:
             ops.delete(str(user["name"]), timeout=timeouts.delete)
+
+
+def _profile_check(d: dict[str, Any], olds: dict[str, Any]) -> list[Issue]:
+    """Cloud-profile issues when credentials are present (see `profile`); skipped, never fatal,
+    when the profile cannot be read. `CLEURA_PROFILE_CHECK=off` turns it off."""
+    if os.environ.get("CLEURA_PROFILE_CHECK", "").lower() in ("off", "0", "false"):
+        return []
+    try:
+        load_credentials()
+    except CredentialsError:
+        return []  # offline preview: nothing to check against
+    if any(contains_unknown(d.get(k)) for k in ("cloud", "region", "project_id")):
+        return []
+    loc = _location(d)
+    try:
+        client = client_from_env(loc.cloud, retry=RetryPolicy(attempts=2), report=lambda m: None)
+        try:
+            profiles, _ = client.get_json(f"/gardener/v2/{loc.cloud}/cloud-profiles")
+        finally:
+            client.close()
+    except (ApiError, CredentialsError) as exc:
+        if not isinstance(exc, NotFoundError):
+            stderr_report(f"shoot {d.get('name')}: cloud profile not checked ({exc})")
+        return []
+    profile = pick_profile(profiles, str(d.get("region") or ""), olds.get("cloud_profile_name"))
+    return profile_issues(d, olds, profile) if profile is not None else []
 
 
 def _validated(props: dict[str, Any]) -> dict[str, Any]:

@@ -185,6 +185,7 @@ class FakeCleura:
         self.bootstrap_calls = 0
         self.bootstrapped: set[tuple[str, str]] = set()
         self.revoked: list[str] = []
+        self.cloud_profiles: list[dict[str, Any]] | None = None
         self.server: ThreadingHTTPServer | None = None
         self._routes: list[Route] = self._build_routes()
 
@@ -234,6 +235,7 @@ class FakeCleura:
             self.bootstrap_calls = 0
             self.bootstrapped.clear()
             self.revoked.clear()
+            self.cloud_profiles = None
             self.create_duration, self.reconcile_duration, self.delete_duration = 120.0, 30.0, 40.0
             self.stale_lag, self.create_hidden = 5.0, 3.0
             self.conflict_while_busy, self.kubeconfig_cap, self.fail_next_create = True, None, None
@@ -402,6 +404,7 @@ class FakeCleura:
              self._bootstrap),
             ("POST", re.compile(rf"^/gardener/v3/(?P<cloud>{seg})/shoots/(?P<region>{seg})/(?P<project>{seg})"
                                 r"/(?P<name>[A-Za-z0-9-]+)/admin-kubeconfig$"), self._kubeconfig),
+            ("GET", re.compile(rf"^/gardener/v2/(?P<cloud>{seg})/cloud-profiles$"), self._cloud_profiles),
             ("GET", re.compile(base + "$"), self._list),
             ("POST", re.compile(base + "$"), self._create),
             ("POST", re.compile(one + "/workers$"), self._add_worker),
@@ -504,6 +507,11 @@ class FakeCleura:
             raise ApiFailure(500, "Internal Server Error")
         self.bootstrapped.add((region, project))
         return 204, None
+
+    def _cloud_profiles(self, body: Any, cloud: str) -> tuple[int, Any]:
+        if self.cloud_profiles is None:
+            raise ApiFailure(404, "no route")  # like an API without the endpoint: the check is skipped
+        return 200, self.cloud_profiles
 
     def _list(self, body: Any, cloud: str, region: str, project: str) -> tuple[int, Any]:
         self._project(region, project)

@@ -44,7 +44,7 @@ from .conftest import (
     shoot_inputs,
     spec,
 )
-from .engine import PROJECT_ROOT, Engine, EngineError, ProviderHost, register
+from .engine import PROJECT_ROOT, CheckFailedError, Engine, EngineError, ProviderHost, register
 from .fake_cleura import FakeCleura
 
 KC_OUTPUTS = ("kubeconfig", "server", "certificate_authority_data", "issued_at")
@@ -513,3 +513,55 @@ def test_deadlines_run_on_wall_clock_time() -> None:
     # resume as if no time had passed. Wall-clock time counts the suspended hours.
     ops = ShootOps(CleuraClient("http://x.invalid", Credentials("u", "t")), Location("public", "Sto2", "p"))
     assert ops.now is time.time
+
+
+# --- preview-time cloud-profile checks ----------------------------------------------------------------
+
+PROFILE = {
+    "name": "cleuracloud",
+    "kubernetes": {"versions": [{"version": "1.34.2", "classification": "supported"},
+                                {"version": "1.33.4", "classification": "supported"},
+                                {"version": "1.31.0", "classification": "expired"}]},
+    "machine_images": [{"name": "gardenlinux", "versions": [{"version": "1877.19.0"}, {"version": "1877.20.0"}]}],
+    "machine_types": [{"name": "b.2c4gb", "usable": True}, {"name": "b.4c16gb", "usable": True},
+                      {"name": "old.1c1gb", "usable": False}],
+    "regions": [{"name": "sto2", "zones": [{"name": "nova"}]}],
+    "provider_config": {"constraints": {"floating_pools": [{"name": "ext-net"}],
+                                        "load_balancer_providers": [{"name": "amphora"}, {"name": "ovn"}]}},
+}
+
+
+def test_preview_checks_the_cloud_profile_and_lists_the_valid_choices(fake: FakeCleura, host: ProviderHost) -> None:
+    fake.cloud_profiles = [PROFILE]
+    e = Engine(host, SHOOT_TYPE, "shoot")
+    bad = spec(kubernetes_version="1.31.0", floating_pool_name="ext-nett", load_balancer_provider="octavia",
+               workers=(replace(spec().workers[0], machine_type="old.1c1gb", image_version="1.0.0", zones=("az9",)),))
+    with pytest.raises(CheckFailedError) as err:
+        e.check(shoot_inputs(bad))
+    found = dict(err.value.failures)
+    assert "supported: 1.34.2, 1.33.4" in found["kubernetes_version"]
+    assert "choose one of ext-net" in found["shoot_provider.infrastructure_config.floating_pool_name"]
+    assert "amphora, ovn" in found["shoot_provider.load_balancer_provider"]
+    assert "b.2c4gb, b.4c16gb" in found["shoot_provider.workers[0].machine.type"]
+    assert "1877.20.0, 1877.19.0" in found["shoot_provider.workers[0].machine.image_version"]
+    assert "choose from nova" in found["shoot_provider.workers[0].zones"]
+    assert e.up(shoot_inputs(spec())).op == "create"  # every value on offer
+
+
+def test_unchanged_values_are_not_rechecked_and_a_missing_profile_is_skipped(fake: FakeCleura,
+                                                                            host: ProviderHost) -> None:
+    e = Engine(host, SHOOT_TYPE, "shoot")
+    e.up(shoot_inputs(spec()))  # fake.cloud_profiles is None: endpoint 404s, check skipped
+    fake.cloud_profiles = [{**PROFILE, "kubernetes": {"versions": [{"version": "1.34.2"}]}}]
+    assert e.preview(shoot_inputs(spec())).op == "same"  # 1.33.4 since withdrawn: not this run's change
+    with pytest.raises(CheckFailedError, match=r"1\.33\.9 is not offered"):
+        e.check(shoot_inputs(spec(kubernetes_version="1.33.9")))
+
+
+def test_the_profile_check_needs_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    from components.gardener import provider
+
+    for var in ("CLEURA_API_USERNAME", "CLEURA_API_TOKEN", "CLEURA_API_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no `cleura` CLI either
+    assert provider._profile_check({"region": "Sto2", "project_id": "p", "name": "x"}, {}) == []
