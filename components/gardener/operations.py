@@ -388,8 +388,13 @@ class ShootOps:
                 self.client.request("DELETE", self.loc.shoots(name))
                 break
             except NotFoundError:
-                self.report(f"shoot {name}: already gone")
-                return
+                # Gone only if the project's list confirms it (a wrong region/project/URL 404s too,
+                # and "deleting" a shoot there would drop a running, billed cluster from state).
+                if self.read_existing(name) is None:
+                    self.report(f"shoot {name}: already gone")
+                    return
+                raise ProviderError(f"shoot {name}: DELETE answered 404 but the shoot is still listed; "
+                                    "state is kept, retry") from None
             except ConflictError as exc:
                 conflicts += 1
                 live = self.get(name)

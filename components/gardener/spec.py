@@ -709,7 +709,10 @@ def create_body_from_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
     d, issues = validate_shoot_inputs(wanted)
     if issues:
         raise ValueError("; ".join(f"{render_path(i.path)}: {i.message}" for i in issues))
-    return create_body(shoot_spec_from_inputs(d))
+    from components.gardener.marker import stamp_create_body
+
+    owner = inputs.get("owner")  # the stack's marker, exactly as the provider's POST carries it
+    return stamp_create_body(create_body(shoot_spec_from_inputs(d)), owner if isinstance(owner, str) else None)
 
 
 def shoot_path(cloud: str, region: str, project_id: str, name: str | None = None) -> str:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from components.gardener.cluster import ShootCluster
+from components.gardener.marker import stamp_create_body
 from components.gardener.spec import CleuraConfig, create_body, create_body_from_inputs, parse_cleura
 from components.problems import Problems
 
@@ -55,7 +56,7 @@ def test_shoot_cluster_wires_bootstrap_shoot_and_secret_kubeconfig(monkeypatch: 
         blob = base64.b64decode(r.inputs["__provider"])
         for secret in (USER, PASSWORD, "tok-should-not-leak"):
             assert secret.encode() not in blob
-    assert create_body_from_inputs(shoot.inputs) == create_body(cfg.shoot)
+    assert create_body_from_inputs(shoot.inputs) == stamp_create_body(create_body(cfg.shoot), shoot.inputs["owner"])
     assert kubeconfig.inputs["expiration_seconds"] == cfg.kubeconfig_expiration_seconds
     assert kubeconfig.inputs["shoot_name"] == cfg.shoot.name
 

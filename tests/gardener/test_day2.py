@@ -565,3 +565,23 @@ def test_the_profile_check_needs_credentials(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")  # no `cleura` CLI either
     assert provider._profile_check({"region": "Sto2", "project_id": "p", "name": "x"}, {}) == []
+
+
+def test_destroy_keeps_state_when_the_location_404s(fake: FakeCleura, created: Engine) -> None:
+    before = created.state
+    fake.projects.discard((REGION, PROJECT))
+    with pytest.raises(EngineError, match="location is wrong"):
+        created.destroy()
+    assert created.state == before
+    fake.projects.add((REGION, PROJECT))
+
+
+def test_a_rename_creates_the_new_shoot_before_deleting_the_old(fake: FakeCleura, created: Engine) -> None:
+    step = created.preview(shoot_inputs(spec(name="demo2")))
+    assert step.op == "replace" and not step.delete_before_replace
+    reused = created.preview(shoot_inputs(spec(floating_pool_name="ext-net-2")))
+    assert reused.op == "replace" and reused.delete_before_replace  # same name: must go first
+    created.up(shoot_inputs(spec(name="demo2")))
+    creates = [i for i, r in enumerate(fake.bodies) if r[0] == "POST" and r[1].endswith("p1234567890abcdef")]
+    deletes = [i for i, r in enumerate(fake.bodies) if r[0] == "DELETE" and r[1].endswith("/demo")]
+    assert creates[-1] < deletes[0] and fake.shoot_names() == ["demo2"]
