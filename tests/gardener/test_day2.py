@@ -585,3 +585,11 @@ def test_a_rename_creates_the_new_shoot_before_deleting_the_old(fake: FakeCleura
     creates = [i for i, r in enumerate(fake.bodies) if r[0] == "POST" and r[1].endswith("p1234567890abcdef")]
     deletes = [i for i, r in enumerate(fake.bodies) if r[0] == "DELETE" and r[1].endswith("/demo")]
     assert creates[-1] < deletes[0] and fake.shoot_names() == ["demo2"]
+
+
+def test_every_provider_call_revokes_the_token_it_logged_in_for(fake: FakeCleura, created: Engine) -> None:
+    logins = fake.count("POST", r"/auth/v2/tokens$", 201)
+    assert logins >= 1 and len(fake.revoked) == logins
+    assert not fake.tokens  # nothing left valid on the API side
+    created.refresh()
+    assert len(fake.revoked) == fake.count("POST", r"/auth/v2/tokens$", 201) == logins + 1
