@@ -152,17 +152,22 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         result = diff_shoot(olds, news)
-        if ("enable_ha_control_plane" in result.replaces and not is_unknown(news.get("enable_ha_control_plane"))
-                and olds.get(DECLARED_HA) is not True):
-            raise ProviderError(
-                f"shoot {olds.get('name')}: the HA control plane was enabled outside Pulumi, and it cannot be "
-                "disabled in place; set enableHaControlPlane: true in platform:cleura to keep it (planning "
-                "nothing). Only a stack that declared true and now declares false replaces the shoot.")
         if news.get("adopt") == "observe" and olds.get("adopt") == "observe":
             if result.has_changes:
                 stderr_report(f"shoot {olds.get('name')}: observe mode, not applied: the live shoot differs in "
                               + ", ".join((*result.replaces, *result.changes)))
             return DiffResult(changes=False, replaces=[], delete_before_replace=False)
+        if ("enable_ha_control_plane" in result.replaces and not is_unknown(news.get("enable_ha_control_plane"))
+                and olds.get(DECLARED_HA) is not True):
+            raise ProviderError(
+                f"shoot {olds.get('name')}: the HA control plane was enabled outside Pulumi, and it cannot be "
+                "disabled in place; set enableHaControlPlane: true in platform:cleura to keep it (planning "
+                "nothing). Only a stack that declared true and now declares false replaces the shoot (state "
+                "recorded before this rule: run one up with true first).")
+        if (not result.has_changes and olds.get(DECLARED_HA) is None
+                and news.get("enable_ha_control_plane") is True):
+            # State from before DECLARED_HA: record the declared true once (no API call).
+            return DiffResult(changes=True, replaces=[], delete_before_replace=False)
         if result.replaces:
             stderr_report(f"shoot {olds.get('name')}: will be REPLACED because {', '.join(result.replaces)} "
                           "cannot change in place: all worker nodes, workloads and data are lost")
@@ -182,6 +187,7 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
     @provider_errors
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         user = _inputs(props, SHOOT_INPUT_FIELDS)
+        user.update({k: props[k] for k in PASSTHROUGH_KEYS if isinstance(props.get(k), str)})  # kept in state
         with _session(user) as ops:
             shoot = ops.read_existing(str(user["name"]))
         if shoot is None:
@@ -190,7 +196,9 @@ class ShootProvider(ResourceProvider):  # type: ignore[misc]
         failure = last_operation_failure(shoot)
         if failure:
             stderr_report(f"warning: shoot {user['name']}: last operation failed: {failure}")
-        return ReadResult(id_, shoot_outputs(user, shoot, declared_ha=props.get(DECLARED_HA)))
+        outs = shoot_outputs(user, shoot)
+        outs[DECLARED_HA] = props.get(DECLARED_HA)  # a refresh learns nothing about what was declared
+        return ReadResult(id_, outs)
 
     @provider_errors
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -258,14 +266,14 @@ def shoot_id(d: dict[str, Any]) -> str:
 DECLARED_HA = "declared_enable_ha_control_plane"
 
 
-def shoot_outputs(user: dict[str, Any], shoot: dict[str, Any], declared_ha: object = None) -> dict[str, Any]:
+def shoot_outputs(user: dict[str, Any], shoot: dict[str, Any]) -> dict[str, Any]:
     """State = user inputs with observed drift + read-only observations (see `state`).
 
     `enable_ha_control_plane` in state is the *observed* value (drift shows), so what the user
     last declared is kept beside it: HA switched on out of band must not read as "the user
     turned HA off", which would plan a replacement of the whole cluster.
     """
-    declared = bool(user.get("enable_ha_control_plane")) if declared_ha is None else declared_ha
+    declared = bool(user.get("enable_ha_control_plane"))
     return {**merge_observed(user, reported_inputs(shoot)), **observed_outputs(shoot), DECLARED_HA: declared}
 
 

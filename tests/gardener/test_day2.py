@@ -593,3 +593,17 @@ def test_every_provider_call_revokes_the_token_it_logged_in_for(fake: FakeCleura
     assert not fake.tokens  # nothing left valid on the API side
     created.refresh()
     assert len(fake.revoked) == fake.count("POST", r"/auth/v2/tokens$", 201) == logins + 1
+
+
+def test_state_without_the_declared_ha_fails_safe_and_records_it_once(fake: FakeCleura, host: ProviderHost) -> None:
+    e = Engine(host, SHOOT_TYPE, "shoot")
+    e.up(shoot_inputs(spec(enable_ha_control_plane=True)))
+    assert e.state is not None
+    e.state.outputs.pop("declared_enable_ha_control_plane")  # state written before the rule
+    e.refresh()
+    assert e.state is not None and e.state.outputs.get("declared_enable_ha_control_plane") is None
+    with pytest.raises(EngineError, match="set enableHaControlPlane: true"):
+        e.preview(shoot_inputs(spec()))
+    assert e.up(shoot_inputs(spec(enable_ha_control_plane=True))).op == "update"  # records it, no API call
+    assert e.preview(shoot_inputs(spec(enable_ha_control_plane=True))).op == "same"
+    assert e.preview(shoot_inputs(spec())).op == "replace"
