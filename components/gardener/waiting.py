@@ -2,9 +2,12 @@
 
 Why not a fixed 15 s ticker (the Terraform provider): a first create takes 10-15 minutes, and a
 fixed ticker either wastes API calls early or reacts late at the end. Here the interval starts
-short (a failed validation shows up in seconds), backs off to a cap, and shortens again when the
-reported progress predicts the end is near, with jitter so parallel runs do not poll in step.
-`bench/gardener_polling.py` measures the trade-off against the fixed 15 s ticker.
+short (a failed validation shows up in seconds) and backs off; once `last_operation.progress`
+has moved, the end is predicted from the rate between the API's own `last_update_time` stamps
+(`EtaEstimator`) and the polls close in on it: a fraction of the predicted time left (at most
+`eta_cap`), then every `tail` seconds near or past it; far from 100 % a stall stretches the
+prediction instead of polling a distant end every few seconds. Jitter keeps parallel runs out
+of step. `bench/gardener_polling.py` measures it against the fixed 15 s ticker in the same run.
 
 Why the `baseline`: right after a PATCH/PUT the API can still report the *previous*
 `Succeeded/100` operation, so "Succeeded" alone can mean "nothing started yet" (the stale-

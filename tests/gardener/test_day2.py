@@ -607,3 +607,15 @@ def test_state_without_the_declared_ha_fails_safe_and_records_it_once(fake: Fake
     assert e.up(shoot_inputs(spec(enable_ha_control_plane=True))).op == "update"  # records it, no API call
     assert e.preview(shoot_inputs(spec(enable_ha_control_plane=True))).op == "same"
     assert e.preview(shoot_inputs(spec())).op == "replace"
+
+
+def test_delete_unreachable_is_an_explicit_config_switch_with_a_warning() -> None:
+    from components.config import parse_stack_config
+    from components.problems import ConfigError
+
+    raw = yaml.safe_load((PROJECT_ROOT / "Pulumi.cleura.yaml").read_text())["config"]
+    assert parse_stack_config(raw, stack="cleura").delete_unreachable is False
+    on = parse_stack_config({**raw, "platform:deleteUnreachable": True}, stack="cleura")
+    assert on.delete_unreachable is True and any("DROP every in-cluster resource" in w for w in on.warnings)
+    with pytest.raises(ConfigError, match="deleteUnreachable"):
+        parse_stack_config({**raw, "platform:deleteUnreachable": "sometimes"}, stack="cleura")
