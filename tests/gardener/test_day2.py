@@ -619,3 +619,16 @@ def test_delete_unreachable_is_an_explicit_config_switch_with_a_warning() -> Non
     assert on.delete_unreachable is True and any("DROP every in-cluster resource" in w for w in on.warnings)
     with pytest.raises(ConfigError, match="deleteUnreachable"):
         parse_stack_config({**raw, "platform:deleteUnreachable": "sometimes"}, stack="cleura")
+
+
+def test_stack_config_accepts_adopt_observe_and_hibernated_and_names_the_mistake() -> None:
+    from components.gardener.spec import parse_cleura
+    from components.problems import Problems
+
+    raw = yaml.safe_load((PROJECT_ROOT / "Pulumi.cleura.yaml").read_text())["config"]["platform:cleura"]
+    cfg = parse_cleura({**raw, "adopt": "observe", "hibernated": True}, "platform:cleura", Problems())
+    assert cfg is not None and cfg.adopt == "observe" and cfg.shoot.hibernated is True
+    assert cfg.shoot.to_inputs()["hibernated"] is True
+    problems = Problems()
+    assert parse_cleura({**raw, "adopt": "watch"}, "platform:cleura", problems) is None
+    assert problems.errors == ["platform:cleura.adopt: expected true, false or observe, got 'watch'"]
