@@ -206,6 +206,13 @@ class ShootOps:
             raise ProviderError(f"shoot name {name!r} is taken in cloud {self.loc.cloud} (names are unique "
                                 "cloud-wide, across all projects); choose another name")
 
+    def _name_taken(self, name: str) -> bool:
+        try:
+            data, _ = self.client.get_json(self.loc.name_taken(name))
+        except NotFoundError:
+            return False
+        return isinstance(data, dict) and bool(data.get("is_taken"))
+
     def _post_create(self, name: str, body: dict[str, Any]) -> None:
         """POST once; after an ambiguous answer, look before sending again (never two, never none)."""
         ambiguous = False
@@ -220,7 +227,9 @@ class ShootOps:
                 if not (ambiguous and exc.status in (400, 409)):
                     raise
                 # An earlier attempt may have been applied after all and now blocks the name.
-            if self.get(name) is not None:
+            # A just-created shoot can still 404 (eventual consistency), but its name is taken at
+            # once: the name check was free before our POST, so a taken name now is our shoot.
+            if self.get(name) is not None or self._name_taken(name):
                 self.report(f"shoot {name}: the earlier create request was applied; continuing with it")
                 return
         raise ProviderError(f"shoot {name}: the create request failed repeatedly and the shoot does not exist")

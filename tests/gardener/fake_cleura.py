@@ -136,6 +136,7 @@ class ShootRecord:
     spec: dict[str, Any]
     op: Operation | None = None
     deleting: bool = False
+    invisible_until: float = 0.0  # GET answers 404 until then (eventual consistency after create)
     hibernated: bool = False  # the target: is_hibernated stays true through a whole wake-up
     was_hibernated: bool = False
 
@@ -172,6 +173,7 @@ class FakeCleura:
     fail_next_create: str | None = None
     fail_next_delete: str | None = None
     token_ttl: float | None = None  # fake seconds a token stays valid (None: forever)
+    create_invisible: float = 0.0  # fake seconds a new shoot still 404s on GET
 
     def __post_init__(self) -> None:
         if self.clock is None:
@@ -241,6 +243,7 @@ class FakeCleura:
             self.conflict_while_busy, self.kubeconfig_cap, self.fail_next_create = True, None, None
             self.fail_next_delete = None
             self.token_ttl = None
+            self.create_invisible = 0.0
 
     # -- test controls ---------------------------------------------------------------------------
     def issue_token(self, user: str = "svc-robot") -> str:
@@ -440,7 +443,7 @@ class FakeCleura:
     def _record(self, cloud: str, region: str, project: str, name: str) -> ShootRecord:
         self._project(region, project)
         rec = self.shoots.get((cloud, region, project, name))
-        if rec is None:
+        if rec is None or rec.invisible_until > self.clock.now():
             raise ApiFailure(404, f"Shoot {name} was not found")
         return rec
 
@@ -532,6 +535,7 @@ class FakeCleura:
         rec.op = Operation("Create", now, self.create_duration, fail=self.fail_next_create,
                            hidden_until=now + self.create_hidden)
         self.fail_next_create = None
+        rec.invisible_until = now + self.create_invisible
         self.shoots[(cloud, region, project, name)] = rec
         return 202, self._view(rec)
 

@@ -632,3 +632,11 @@ def test_stack_config_accepts_adopt_observe_and_hibernated_and_names_the_mistake
     problems = Problems()
     assert parse_cleura({**raw, "adopt": "watch"}, "platform:cleura", problems) is None
     assert problems.errors == ["platform:cleura.adopt: expected true, false or observe, got 'watch'"]
+
+
+def test_an_ambiguous_create_of_a_still_hidden_shoot_is_not_sent_twice(fake: FakeCleura, host: ProviderHost) -> None:
+    fake.create_invisible = 30.0  # GET keeps answering 404 for the new shoot for a while
+    fake.add_fault("POST", r"/shoots/Sto2/p1234567890abcdef$", "drop_after")  # applied, answer lost
+    e = Engine(host, SHOOT_TYPE, "shoot")
+    e.up(shoot_inputs(spec()))
+    assert fake.count("POST", r"/shoots/Sto2/p1234567890abcdef$") == 1 and fake.shoot_names() == ["demo"]

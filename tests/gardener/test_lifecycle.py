@@ -78,7 +78,9 @@ def test_create_survives_faults_with_exactly_one_shoot(fake: FakeCleura, shoot_e
     e: Engine = shoot_engine()
     assert e.up(shoot_inputs(spec())).op == "create"
     assert fake.shoot_names() == ["demo"]
-    assert fake.count("POST", SHOOTS + "$") == 3  # 429, 503, then the applied one: never a fourth
+    # 429, 503, then the applied one: never a fourth (a POST the fake rejected as 403 because the
+    # token expired on a loaded machine was not processed, and is re-sent after the re-login).
+    assert fake.count("POST", SHOOTS + "$") - fake.count("POST", SHOOTS + "$", 403) == 3
     assert fake.count("POST", "/auth/v2/tokens") >= 2  # logged in again when the token expired
     assert e.state is not None and e.state.outputs["last_operation"]["state"] == "Succeeded"
 
