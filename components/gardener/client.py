@@ -440,4 +440,9 @@ def client_from_env(cloud: str, env: Mapping[str, str] | None = None, **kwargs: 
     timeout = float(env.get("CLEURA_HTTP_TIMEOUT") or 60.0)
     kwargs.setdefault("scale", time_scale(env))
     kwargs.setdefault("proxies", proxy_env(env))
-    return CleuraClient(base_url(cloud, env, creds), creds, timeout=timeout, **kwargs)
+    url = base_url(cloud, env, creds)
+    if creds.cloud and creds.cloud != cloud and not env.get("CLEURA_API_URL"):
+        kwargs.get("report", stderr_report)(
+            f"warning: the cleura CLI profile is for cloud {creds.cloud!r}, this resource is in cloud {cloud!r}: "
+            f"using {url}, not the profile's endpoint (set CLEURA_PROFILE to a profile of that cloud)")
+    return CleuraClient(url, creds, timeout=timeout, **kwargs)

@@ -640,3 +640,18 @@ def test_an_ambiguous_create_of_a_still_hidden_shoot_is_not_sent_twice(fake: Fak
     e = Engine(host, SHOOT_TYPE, "shoot")
     e.up(shoot_inputs(spec()))
     assert fake.count("POST", r"/shoots/Sto2/p1234567890abcdef$") == 1 and fake.shoot_names() == ["demo"]
+
+
+def test_a_cli_profile_of_another_cloud_is_warned_about(monkeypatch: pytest.MonkeyPatch) -> None:
+    import components.gardener.client as client_module
+
+    profile = {"username": "u", "token": "t", "cloud": "public", "endpoint": "https://rest.example.invalid"}
+    monkeypatch.setattr(client_module, "cli_credentials", lambda env: profile)
+    monkeypatch.setattr(client_module.load_credentials, "__defaults__", (None, lambda env: profile))
+    seen: list[str] = []
+    client = client_module.client_from_env("compliant", {}, report=seen.append)
+    assert client.base == "https://rest.compliant.cleura.cloud"
+    assert seen and "profile is for cloud 'public'" in seen[0]
+    seen.clear()
+    assert client_module.client_from_env("public", {}, report=seen.append).base == "https://rest.example.invalid"
+    assert not seen
