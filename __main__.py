@@ -23,10 +23,20 @@ except ConfigError as err:
 for warning in cfg.warnings:
     pulumi.log.warn(warning)
 
-cluster: K3sCluster | ShootCluster = (
-    K3sCluster(cfg.cluster_name, k3s_args) if k3s_args is not None else ShootCluster(cfg.cluster_name, cfg.cleura)
+# clusterKind existing builds no cluster: the platform layer goes onto the kubeconfig's cluster.
+cluster: K3sCluster | ShootCluster | None = None
+if k3s_args is not None:
+    cluster = K3sCluster(cfg.cluster_name, k3s_args)
+elif cfg.cluster_kind == "cleura":
+    cluster = ShootCluster(cfg.cluster_name, cfg.cleura)
+kubeconfig: pulumi.Input[str] = (
+    cluster.kubeconfig if cluster is not None
+    else pulumi.Output.secret(cfg.existing.kubeconfig.value if cfg.existing is not None else "")
 )
-provider = k8s.Provider(f"{cfg.cluster_name}-k8s", kubeconfig=cluster.kubeconfig, delete_unreachable=True)
+# deleteUnreachable is explicit (never None): None would let the SDK copy an ambient
+# PULUMI_K8S_DELETE_UNREACHABLE into state, and a refresh with an expired or hibernated
+# cluster would then drop the whole platform layer from state. True only as a teardown switch.
+provider = k8s.Provider(f"{cfg.cluster_name}-k8s", kubeconfig=kubeconfig, delete_unreachable=cfg.delete_unreachable)
 # deleted_with: destroying the cluster skips every in-cluster object (Longhorn's uninstall Job,
 # webhooks, finalizers) instead of deleting each through an API that is about to disappear.
 platform = PlatformLayer(f"{cfg.cluster_name}-platform", cfg,
@@ -34,7 +44,8 @@ platform = PlatformLayer(f"{cfg.cluster_name}-platform", cfg,
 
 pulumi.export("clusterName", cfg.cluster_name)
 pulumi.export("clusterKind", cfg.cluster_kind)
-pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig))
+if cluster is not None:
+    pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig))
 pulumi.export("platformReady", platform.ready)
 if platform.argocd is not None:
     pulumi.export("argocdAdminPassword", platform.argocd.admin_password)

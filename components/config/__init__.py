@@ -91,6 +91,7 @@ class StackConfig:
     certs: Certs = field(default_factory=Certs)
     argocd: ArgoCD | None = None
     existing: Existing | None = None  # clusterKind existing: the kubeconfig of the cluster to install onto
+    delete_unreachable: bool = False  # teardown switch for a cluster that is gone (README "Day 2")
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -104,7 +105,7 @@ class StackConfig:
 
 TOP_LEVEL_KEYS = (
     "clusterName", "clusterKind", "nodes", "ssh", "network", "k3s", "calico", "metallb", "storage",
-    "versions", "cleura", "ingress", "certs", "charts", "argocd", "existing",
+    "versions", "cleura", "ingress", "certs", "charts", "argocd", "existing", "deleteUnreachable",
 )
 SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey", "certsDns01Token", "argocdRepoSshKey",
                "argocdRepoToken", "argocdOidcClientSecret", "kubeconfig")
@@ -185,8 +186,14 @@ def parse_stack_config(
         problems.raise_if_any()
     versions_r = top.obj("versions")
     charts = parse_charts(versions_r, parse_chart_mirror(top))
+    delete_unreachable = top.boolean("deleteUnreachable", False)
+    if delete_unreachable:
+        problems.warn(f"{NAMESPACE}:deleteUnreachable",
+                      "is true: if the cluster cannot be reached, refresh/destroy DROP every in-cluster resource "
+                      "from state; use it only to tear down a cluster that is already gone, then remove it")
     if kind == "existing":
-        return _parse_existing_stack(top, versions_r, secrets, charts, project, stack, cluster_name)
+        return _parse_existing_stack(top, versions_r, secrets, charts, project, stack, cluster_name,
+                                     delete_unreachable)
     if top.has("existing"):
         top.error("existing", "applies only to clusterKind 'existing'")
         top.raw("existing")
@@ -215,7 +222,8 @@ def parse_stack_config(
         top.finish()
         problems.raise_if_any()
         return StackConfig(project, stack, cluster_name, "cleura", charts, storage, cleura=cleura,
-                           ingress=ingress, certs=certs, argocd=argocd, warnings=tuple(problems.warnings))
+                           ingress=ingress, certs=certs, argocd=argocd, delete_unreachable=delete_unreachable,
+                           warnings=tuple(problems.warnings))
 
     if top.has("cleura"):
         top.error("cleura", "applies only to clusterKind 'cleura'")
@@ -262,12 +270,13 @@ def parse_stack_config(
     problems.raise_if_any()
     return StackConfig(
         project, stack, cluster_name, "k3s", charts, storage, nodes, network, ssh, k3s, calico, metallb,
-        ingress=ingress, certs=certs, argocd=argocd, warnings=tuple(problems.warnings),
+        ingress=ingress, certs=certs, argocd=argocd, delete_unreachable=delete_unreachable,
+        warnings=tuple(problems.warnings),
     )
 
 
 def _parse_existing_stack(top: Reader, versions_r: Reader, secrets: Mapping[str, Secret], charts: ChartVersions,
-                          project: str, stack: str, cluster_name: str) -> StackConfig:
+                          project: str, stack: str, cluster_name: str, delete_unreachable: bool) -> StackConfig:
     """``clusterKind: existing``: the add-on layer on a cluster the stack neither builds nor deletes."""
     problems = top.problems
     existing = parse_existing(top, secrets, problems)
@@ -294,7 +303,7 @@ def _parse_existing_stack(top: Reader, versions_r: Reader, secrets: Mapping[str,
     problems.raise_if_any()
     return StackConfig(project, stack, cluster_name, "existing", charts, storage, network=network, metallb=metallb,
                        ingress=ingress, certs=certs, argocd=argocd, existing=existing,
-                       warnings=tuple(problems.warnings))
+                       delete_unreachable=delete_unreachable, warnings=tuple(problems.warnings))
 
 
 def load_stack_config() -> StackConfig:

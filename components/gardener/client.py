@@ -17,6 +17,7 @@ Why this shape:
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import http.client
 import json
@@ -29,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from components.gardener.waiting import time_scale
 
@@ -114,7 +115,10 @@ def load_credentials(env: Mapping[str, str] | None = None,
 def base_url(cloud: str, env: Mapping[str, str] | None = None, creds: Credentials | None = None) -> str:
     """CLEURA_API_URL, else the CLI profile's endpoint, else the cloud's well-known URL."""
     env = os.environ if env is None else env
-    url = env.get("CLEURA_API_URL") or (creds.endpoint if creds else None) or DEFAULT_API_URLS.get(cloud)
+    # The CLI profile's endpoint only for the profile's own cloud: a `compliant` resource must
+    # never be read from the `public` endpoint, where its 404 would look like "deleted".
+    profile = creds.endpoint if creds and (creds.cloud is None or creds.cloud == cloud) else None
+    url = env.get("CLEURA_API_URL") or profile or DEFAULT_API_URLS.get(cloud)
     if not url:
         raise CredentialsError(f"cloud {cloud!r} has no default API URL; set CLEURA_API_URL")
     return url.rstrip("/")
@@ -217,6 +221,42 @@ class RetryPolicy:
         return backoff
 
 
+@dataclass(frozen=True)
+class Proxy:
+    host: str
+    port: int
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def proxy_env(env: Mapping[str, str]) -> dict[str, str]:
+    """`{scheme: url, "no": list}` from *_PROXY variables (lowercase wins, like urllib)."""
+    out: dict[str, str] = {}
+    for upper_first in (True, False):
+        for key, value in env.items():
+            if key.lower().endswith("_proxy") and value and (key.isupper() == upper_first):
+                out[key.lower()[:-len("_proxy")]] = value
+    return out
+
+
+def proxy_for(scheme: str, host: str, proxies: Mapping[str, str]) -> Proxy | None:
+    """The proxy for `scheme://host` honouring NO_PROXY (`*`, exact hosts, domain suffixes)."""
+    url = proxies.get(scheme)
+    if not url:
+        return None
+    for entry in (e.strip().lower() for e in proxies.get("no", "").split(",")):
+        name = entry.split(":")[0].lstrip(".")
+        if entry == "*" or (name and (host.lower() == name or host.lower().endswith("." + name))):
+            return None
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if not parts.hostname:
+        raise CredentialsError(f"{scheme.upper()}_PROXY is not a proxy URL")
+    headers = {}
+    if parts.username:
+        auth = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(auth).decode()
+    return Proxy(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), headers)
+
+
 class _NotSentError(Exception):
     pass
 
@@ -233,12 +273,16 @@ class CleuraClient:
 
     def __init__(self, url: str, creds: Credentials, *, scale: float = 1.0, timeout: float = 60.0,
                  retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
-                 rng: random.Random | None = None, report: Callable[[str], None] = stderr_report) -> None:
+                 rng: random.Random | None = None, report: Callable[[str], None] = stderr_report,
+                 proxies: Mapping[str, str] | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise CredentialsError(f"API URL {url!r} is not http(s)://host[:port][/path]")
         self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
         self._prefix = parts.path.rstrip("/")
+        self.base = url.rstrip("/")
+        self.proxy = proxy_for(self._scheme, self._host, proxies or {})
+        self._minted = False  # a token this client logged in for (revoked by `close`)
         self._creds = creds
         self._token = creds.token
         self.scale, self.timeout = scale, timeout
@@ -252,7 +296,16 @@ class CleuraClient:
 
     def _send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
         conn: http.client.HTTPConnection
-        if self._scheme == "https":
+        target = self._prefix + path
+        if self.proxy is not None and self._scheme == "https":
+            # HTTPS through a proxy: CONNECT tunnel, TLS to the API end to end.
+            conn = http.client.HTTPSConnection(self.proxy.host, self.proxy.port, timeout=self.timeout)
+            conn.set_tunnel(self._host, self._port or 443, headers=self.proxy.headers)
+        elif self.proxy is not None:
+            conn = http.client.HTTPConnection(self.proxy.host, self.proxy.port, timeout=self.timeout)
+            target = f"http://{self._host}{f':{self._port}' if self._port else ''}{target}"
+            headers = {**headers, **self.proxy.headers}
+        elif self._scheme == "https":
             conn = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout)
         else:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
@@ -263,7 +316,7 @@ class CleuraClient:
             except OSError as exc:
                 raise _NotSentError(type(exc).__name__) from None
             try:
-                conn.request(method, self._prefix + path, body=body, headers=headers)
+                conn.request(method, target, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
             except (OSError, http.client.HTTPException) as exc:
@@ -303,6 +356,22 @@ class CleuraClient:
                             f"login answered {data.get('result')!r}: accounts with two-factor authentication "
                             "cannot use the API; use a service account without 2FA or an API token")
         self._token = str(data["token"])
+        self._minted = True
+
+    def close(self) -> None:
+        """Revoke the token this client minted (`DELETE /auth/v2/tokens`); a given token is left alone.
+
+        Best effort and never raises: a failed revoke must not fail the provider call, and the token
+        expires on its own.
+        """
+        if not self._minted or not self._token:
+            return
+        try:
+            self.request("DELETE", TOKEN_PATH, idempotent=True)
+        except (ApiError, CredentialsError):
+            pass
+        finally:
+            self._token, self._minted = None, False
 
     def request(self, method: str, path: str, body: object = None, *, auth: bool = True,
                 idempotent: bool | None = None) -> Response:
@@ -370,4 +439,10 @@ def client_from_env(cloud: str, env: Mapping[str, str] | None = None, **kwargs: 
     creds = load_credentials(env)
     timeout = float(env.get("CLEURA_HTTP_TIMEOUT") or 60.0)
     kwargs.setdefault("scale", time_scale(env))
-    return CleuraClient(base_url(cloud, env, creds), creds, timeout=timeout, **kwargs)
+    kwargs.setdefault("proxies", proxy_env(env))
+    url = base_url(cloud, env, creds)
+    if creds.cloud and creds.cloud != cloud and not env.get("CLEURA_API_URL"):
+        kwargs.get("report", stderr_report)(
+            f"warning: the cleura CLI profile is for cloud {creds.cloud!r}, this resource is in cloud {cloud!r}: "
+            f"using {url}, not the profile's endpoint (set CLEURA_PROFILE to a profile of that cloud)")
+    return CleuraClient(url, creds, timeout=timeout, **kwargs)

@@ -129,6 +129,9 @@ def diff_shoot(olds: Mapping[str, Any], news: Mapping[str, Any]) -> ShootDiff:
         replaces.append("enable_ha_control_plane")
     elif bool(new_ha) != old_ha:
         changes.append("enable_ha_control_plane")
+    want_hib = news.get("hibernated")
+    if want_hib is not None and _differs(want_hib, bool(olds.get("hibernated"))):
+        changes.append("hibernated")
     for k, key in (("allowed_cidrs", lambda c: c), ("hibernation_schedules", _hib_key)):
         nv = news.get(k)
         if nv is None:
@@ -189,14 +192,17 @@ class UpdatePlan:
     create_workers: tuple[dict[str, Any], ...] = ()
     update_workers: tuple[dict[str, Any], ...] = ()
     delete_workers: tuple[str, ...] = ()
+    hibernate: bool | None = None  # True: hibernate (last), False: wake up (first), None: leave
 
     @property
     def empty(self) -> bool:
         return not (self.patch or self.enable_ha or self.create_workers or self.update_workers
-                    or self.delete_workers)
+                    or self.delete_workers or self.hibernate is not None)
 
     def describe(self) -> list[str]:
         steps = []
+        if self.hibernate is False:
+            steps.append("wake up")
         if self.patch:
             steps.append(f"PATCH shoot ({', '.join(sorted(self.patch))})")
         if self.enable_ha:
@@ -204,6 +210,8 @@ class UpdatePlan:
         steps += [f"add worker group {w['name']}" for w in self.create_workers]
         steps += [f"update worker group {w['name']}" for w in self.update_workers]
         steps += [f"remove worker group {n}" for n in self.delete_workers]
+        if self.hibernate:
+            steps.append("hibernate")
         return steps
 
 
@@ -282,4 +290,6 @@ def plan_update(desired: Mapping[str, Any], live: Mapping[str, Any]) -> UpdatePl
                     for w in want if w["name"] in live_by and _worker_needs_update(w, live_by[w["name"]]))
     wanted_names = {w["name"] for w in want}
     deletes = tuple(n for n in live_by if n not in wanted_names)
-    return UpdatePlan(patch, enable_ha, creates, updates, deletes)
+    want_hib = desired.get("hibernated")
+    hibernate = None if want_hib is None or bool(want_hib) == bool(live.get("hibernated")) else bool(want_hib)
+    return UpdatePlan(patch, enable_ha, creates, updates, deletes, hibernate)

@@ -5,9 +5,10 @@ driven directly in tests:
 
 * create never orphans or duplicates: an ambiguous POST (connection lost, 502/504) is resolved
   by looking for the shoot before trying again;
-* a name that already exists is an error unless `adopt`, which waits for the running operation
-  and then converges the shoot onto the spec (also how an existing shoot is imported, since
-  `pulumi import` cannot work for dynamic providers);
+* a name that already exists is an error unless `adopt` (or it carries this stack's marker:
+  an interrupted create is resumed), which waits for the running operation and records the
+  shoot as it is; the next preview shows the differences (also how an existing shoot is
+  imported, since `pulumi import` cannot work for dynamic providers);
 * every mutation remembers the operation seen before it and waits for a *new* outcome;
 * 409 "operation in progress" waits for the shoot to be idle and retries (bounded);
 * delete waits for 404 only.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from components.gardener.client import (
@@ -30,6 +31,7 @@ from components.gardener.client import (
     TransientError,
 )
 from components.gardener.diffing import UpdatePlan, immutable_conflicts, plan_update
+from components.gardener.marker import MARKER_KEY, owners_of, stamp_create_body, stamp_worker
 from components.gardener.spec import create_body, shoot_path, shoot_spec_from_inputs
 from components.gardener.state import reported_inputs
 from components.gardener.waiting import (
@@ -44,6 +46,7 @@ from components.gardener.waiting import (
     WaitTimeoutError,
 )
 
+OWNER_KEY = "owner"  # the Shoot input carrying the stack's marker value
 MAX_CONFLICT_RETRIES = 5
 MAX_AMBIGUOUS_RETRIES = 3
 CREATE_404_TOLERANCE = 60.0  # seconds a just-created shoot may still 404 (eventual consistency)
@@ -78,25 +81,59 @@ class ShootOps:
     """Lifecycle calls for shoots in one location, with injectable time for tests and benches."""
 
     def __init__(self, client: CleuraClient, loc: Location, *, policy: PollPolicy | None = None,
-                 now: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] | None = None,
+                 now: Callable[[], float] = time.time, sleep: Callable[[float], None] | None = None,
                  rng: random.Random | None = None, grace: float = DEFAULT_GRACE_SECONDS) -> None:
         self.client, self.loc = client, loc
         self.policy = policy or PollPolicy(scale=client.scale)
+        # Wall clock, not time.monotonic: monotonic stops while a laptop is suspended, so a
+        # 60-minute deadline would not count the suspended hours.
         self.now, self.sleep = now, sleep or client.sleep
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
         self.grace = grace
         self.report = client.report
 
     # -- reads ---------------------------------------------------------------------------------
-    def get(self, name: str) -> dict[str, Any] | None:
-        return self.observe(name).shoot
-
     def observe(self, name: str) -> Observation:
         try:
             data, retry_after = self.client.get_json(self.loc.shoots(name))
         except NotFoundError:
             return Observation(None)
-        return Observation(data if isinstance(data, dict) else None, retry_after)
+        if not isinstance(data, dict) or not data.get("name"):
+            # A 200 without a shoot proves nothing (a proxy, a truncated answer): never "gone".
+            return Observation(None, retry_after, unavailable="the API answered 200 without a shoot")
+        return Observation(data, retry_after)
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        obs = self.observe(name)
+        if obs.unavailable is not None:
+            raise ProviderError(f"shoot {name}: GET {self.loc.shoots(name)}: {obs.unavailable}")
+        return obs.shoot
+
+    def read_existing(self, name: str) -> dict[str, Any] | None:
+        """The live shoot for refresh; None *only* when the shoot itself is provably gone.
+
+        A 404 can also mean "no such region/project/route" (a typo, a stale CLEURA_API_URL, the
+        wrong cloud's endpoint): then refresh must fail and keep the state, not drop a running
+        cluster from it. So a 404 is confirmed by listing the project's shoots, which must succeed
+        (the location is right) and not contain the name.
+        """
+        shoot = self.get(name)
+        if shoot is not None:
+            return shoot
+        try:
+            listing, _ = self.client.get_json(self.loc.shoots())
+        except NotFoundError as exc:
+            raise ProviderError(
+                f"shoot {name}: GET answered 404, but so does the project's shoot list ({exc.message}), so "
+                f"the location is wrong, not the shoot gone: check cloud {self.loc.cloud!r}, region "
+                f"{self.loc.region!r}, project_id {self.loc.project_id!r} and CLEURA_API_URL "
+                f"({self.client.base}); state is kept") from None
+        if not isinstance(listing, list):
+            raise ProviderError(f"shoot {name}: GET answered 404 and the shoot list is not a list; state is kept")
+        if any(isinstance(s, Mapping) and s.get("name") == name for s in listing):
+            raise ProviderError(f"shoot {name}: GET answered 404 but the project lists it; state is kept, "
+                                "retry later")
+        return None
 
     def poll(self, name: str) -> Observation:
         """`observe` for waits: an API that stays down through the client's retries is a missed
@@ -116,30 +153,49 @@ class ShootOps:
         return Deadline(seconds * self.policy.scale, self.now)
 
     # -- create / adopt ---------------------------------------------------------------------------
-    def create(self, desired: Mapping[str, Any], *, adopt: bool, timeout: float) -> dict[str, Any]:
-        """POST the shoot (or adopt an existing one) and wait until our Create has succeeded."""
+    def create(self, desired: Mapping[str, Any], *, adopt: bool | str, timeout: float,
+               owner: str | None = None) -> dict[str, Any]:
+        """POST the shoot (or adopt an existing one) and wait until our Create has succeeded.
+
+        `owner` is the stack's marker (see `marker`): stamped on the new shoot, and a shoot of
+        this name that already carries it is the one an interrupted run of this stack started,
+        so it is resumed without `adopt`.
+        """
         name = str(desired["name"])
         deadline = self.deadline(timeout)
         existing = self.get(name)
         if existing is not None:
+            if not adopt and owner and owner in owners_of(existing):
+                self.report(f"shoot {name}: found the shoot an earlier, interrupted run of this stack started "
+                            f"(marker {MARKER_KEY}={owner}); resuming instead of creating another")
+                return self._adopt(existing, desired, deadline, observe=False)
             if not adopt:
+                others = owners_of(existing)
                 raise ProviderError(
-                    f"shoot {name!r} already exists in project {self.loc.project_id} ({self.loc.region}); "
-                    "set adopt: true to take it over (this is also how to import an existing shoot), "
-                    "or choose another name")
-            return self._adopt(existing, desired, deadline)
+                    f"shoot {name!r} already exists in project {self.loc.project_id} ({self.loc.region})"
+                    + (f" and belongs to another stack ({', '.join(sorted(others))})" if others else "")
+                    + "; set adopt: true to take it over (this is also how to import an existing shoot; it is "
+                    "recorded as it is and the next preview shows the differences as an update), "
+                    "adopt: observe to only track it, or choose another name")
+            return self._adopt(existing, desired, deadline, observe=adopt == "observe")
         self._check_name_free(name)
-        body = create_body(shoot_spec_from_inputs(desired))
+        body = stamp_create_body(create_body(shoot_spec_from_inputs(desired)), owner)
         started = self.now()
         self._post_create(name, body)
         self.report(f"shoot {name}: create accepted; waiting for Gardener to provision it")
+        resume = ("the next `pulumi up` resumes it (it carries this stack's marker) and `pulumi destroy` "
+                  "deletes it" if owner else "re-run with adopt: true to resume waiting (or delete it in the "
+                  "Cleura console)")
         try:
-            return self.waiter(name, "create", deadline).until_ready(None, request_started=started,
-                                                                     allow_missing=CREATE_404_TOLERANCE)
-        except (WaitTimeoutError, OperationFailedError, ApiError) as exc:
-            raise ProviderError(
-                f"{exc}. The shoot exists on Cleura but Pulumi does not track it yet: re-run with "
-                "adopt: true to resume waiting (or delete it in the Cleura console)") from None
+            shoot = self.waiter(name, "create", deadline).until_ready(None, request_started=started,
+                                                                      allow_missing=CREATE_404_TOLERANCE)
+            if desired.get("hibernated"):
+                shoot = self._mutate(name, "PATCH", f"{self.loc.shoots(name)}/hibernate", None, "hibernate",
+                                     shoot, deadline, done=_hibernated(True))
+            return shoot
+        except (WaitTimeoutError, OperationFailedError, ApiError, ProviderError) as exc:
+            raise ProviderError(f"{exc}. The shoot exists on Cleura but Pulumi does not track it yet: {resume}") \
+                from None
 
     def _check_name_free(self, name: str) -> None:
         try:
@@ -149,6 +205,13 @@ class ShootOps:
         if isinstance(data, dict) and data.get("is_taken"):
             raise ProviderError(f"shoot name {name!r} is taken in cloud {self.loc.cloud} (names are unique "
                                 "cloud-wide, across all projects); choose another name")
+
+    def _name_taken(self, name: str) -> bool:
+        try:
+            data, _ = self.client.get_json(self.loc.name_taken(name))
+        except NotFoundError:
+            return False
+        return isinstance(data, dict) and bool(data.get("is_taken"))
 
     def _post_create(self, name: str, body: dict[str, Any]) -> None:
         """POST once; after an ambiguous answer, look before sending again (never two, never none)."""
@@ -164,24 +227,44 @@ class ShootOps:
                 if not (ambiguous and exc.status in (400, 409)):
                     raise
                 # An earlier attempt may have been applied after all and now blocks the name.
-            if self.get(name) is not None:
+            # A just-created shoot can still 404 (eventual consistency), but its name is taken at
+            # once: the name check was free before our POST, so a taken name now is our shoot.
+            if self.get(name) is not None or self._name_taken(name):
                 self.report(f"shoot {name}: the earlier create request was applied; continuing with it")
                 return
         raise ProviderError(f"shoot {name}: the create request failed repeatedly and the shoot does not exist")
 
-    def _adopt(self, existing: dict[str, Any], desired: Mapping[str, Any], deadline: Deadline) -> dict[str, Any]:
+    def _adopt(self, existing: dict[str, Any], desired: Mapping[str, Any], deadline: Deadline, *,
+               observe: bool) -> dict[str, Any]:
+        """Record the live shoot *as it is*; never converge behind a `create` preview.
+
+        The preview of an adoption can only say "+ create", so changing the cluster here would
+        apply changes nobody reviewed (a removed worker group, cleared labels). The state records
+        the live values instead, and the next preview shows the differences as an ordinary
+        update. `observe` records without ever converging (see `ShootProvider.diff`).
+        """
         name = str(desired["name"])
-        conflicts = immutable_conflicts(desired, reported_inputs(existing))
-        if conflicts:
+        live = reported_inputs(existing)
+        conflicts = immutable_conflicts(desired, live)
+        if conflicts and not observe:
             raise ProviderError(f"cannot adopt shoot {name!r}: replace-only settings differ: "
                                 + "; ".join(conflicts) + ". Align the config with the live shoot first.")
-        self.report(f"shoot {name}: adopting the existing shoot; waiting for its current operation")
+        self.report(f"shoot {name}: adopting the existing shoot as it is; waiting for its current operation")
+        waiter = self.waiter(name, "adopt", deadline)
         try:
-            shoot = self.waiter(name, "adopt", deadline).until_ready(None)
+            shoot = waiter.until_idle() if observe else waiter.until_ready(None)
         except OperationFailedError as exc:
             raise ProviderError(f"{exc}. Fix the cause, then retry the operation in the Cleura console "
                                 "(or PATCH .../retry) and run again") from None
-        return self._apply(desired, shoot, deadline)
+        if shoot is None:
+            raise ProviderError(f"shoot {name!r} disappeared while adopting it")
+        pending = plan_update(desired, reported_inputs(shoot)).describe()
+        if pending:
+            mode = ("observe mode: never applied" if observe
+                    else "not applied now; the next `pulumi preview` shows them as an update")
+            self.report(f"shoot {name}: adopted; the config differs from the live shoot ({mode}): "
+                        + "; ".join(pending))
+        return shoot
 
     # -- update ----------------------------------------------------------------------------------
     def update(self, desired: Mapping[str, Any], *, timeout: float) -> dict[str, Any]:
@@ -199,11 +282,18 @@ class ShootOps:
         if plan.empty:
             return shoot
         self.report(f"shoot {name}: " + "; ".join(plan.describe()))
-        return self.apply_plan(name, plan, shoot, deadline)
+        owner = desired.get(OWNER_KEY)
+        return self.apply_plan(name, plan, shoot, deadline, owner if isinstance(owner, str) else None)
 
-    def apply_plan(self, name: str, plan: UpdatePlan, shoot: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+    def apply_plan(self, name: str, plan: UpdatePlan, shoot: dict[str, Any], deadline: Deadline,
+                   owner: str | None = None) -> dict[str, Any]:
         """One call at a time, each followed by a wait; new groups before removals (never zero groups)."""
         path = self.loc.shoots(name)
+        if plan.hibernate is False:  # wake first: the other changes need running nodes
+            shoot = self._mutate(name, "PATCH", f"{path}/wakeup", None, "wake up", shoot, deadline,
+                                 done=_hibernated(False))
+        plan = replace(plan, create_workers=tuple(stamp_worker(w, owner) for w in plan.create_workers),
+                       update_workers=tuple(stamp_worker(w, owner) for w in plan.update_workers))
         if plan.patch:
             shoot = self._mutate(name, "PATCH", path, plan.patch, "update", shoot, deadline)
         if plan.enable_ha:
@@ -219,6 +309,9 @@ class ShootOps:
         for wname in plan.delete_workers:
             shoot = self._mutate(name, "DELETE", f"{path}/workers/{wname}", None, f"remove worker group {wname}",
                                  shoot, deadline, done=_has_worker(wname, False))
+        if plan.hibernate:
+            shoot = self._mutate(name, "PATCH", f"{path}/hibernate", None, "hibernate", shoot, deadline,
+                                 done=_hibernated(True))
         return shoot
 
     def _mutate(self, name: str, method: str, path: str, body: object, what: str, current: dict[str, Any],
@@ -304,8 +397,13 @@ class ShootOps:
                 self.client.request("DELETE", self.loc.shoots(name))
                 break
             except NotFoundError:
-                self.report(f"shoot {name}: already gone")
-                return
+                # Gone only if the project's list confirms it (a wrong region/project/URL 404s too,
+                # and "deleting" a shoot there would drop a running, billed cluster from state).
+                if self.read_existing(name) is None:
+                    self.report(f"shoot {name}: already gone")
+                    return
+                raise ProviderError(f"shoot {name}: DELETE answered 404 but the shoot is still listed; "
+                                    "state is kept, retry") from None
             except ConflictError as exc:
                 conflicts += 1
                 live = self.get(name)
@@ -325,13 +423,20 @@ class ShootOps:
         deadline = self.deadline(timeout)
         for attempt in range(1, MAX_CONFLICT_RETRIES + 2):
             try:
-                resp = self.client.request("POST", self.loc.kubeconfig_v3(name), {"expiration_seconds": int(seconds)})
+                # Safe to repeat on 502/504 or a dropped connection: a second credential is harmless
+                # (it only expires), unlike an AmbiguousWriteError failing the whole run.
+                resp = self.client.request("POST", self.loc.kubeconfig_v3(name), {"expiration_seconds": int(seconds)},
+                                           idempotent=True)
             except NotFoundError:
                 raise ProviderError(f"shoot {name!r} not found in project {self.loc.project_id} "
                                     f"({self.loc.region}): wrong shoot name or project") from None
             except ConflictError as exc:
                 self.report(f"shoot {name}: kubeconfig not available yet ({exc.message}); waiting")
                 live = self.get(name)
+                if live is not None and _hibernated(True)(live):
+                    raise ProviderError(f"shoot {name!r} is hibernated, so it has no reachable API server: set "
+                                        "platform:cleura.hibernated: false to wake it in this run, or run again "
+                                        "after its hibernation schedule wakes it") from None
                 if live is None or self._wait_out_conflict(name, "get a kubeconfig", live, attempt,
                                                            deadline) is None:
                     raise ProviderError(f"shoot {name!r} disappeared") from None
@@ -353,6 +458,13 @@ class ShootOps:
                                     f"unknown project id: check project_id {self.loc.project_id!r} and region "
                                     f"{self.loc.region!r}") from None
             raise
+
+
+def _hibernated(want: bool) -> Callable[[dict[str, Any]], bool]:
+    def check(shoot: dict[str, Any]) -> bool:
+        return bool((shoot.get("status") or {}).get("is_hibernated")) == want
+
+    return check
 
 
 def _has_worker(name: str, present: bool) -> Callable[[dict[str, Any]], bool]:

@@ -23,7 +23,7 @@ from components.config.reader import yaml_typed_hint
 # Copied as a literal so this module stays importable without Pulumi; a test pins the value.
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
-Kind = Literal["str", "int", "bool", "obj", "list", "duration"]
+Kind = Literal["str", "int", "bool", "obj", "list", "duration", "adopt"]
 KeyStyle = Literal["snake", "camel"]
 PathPart = str | int
 Path = tuple[PathPart, ...]
@@ -150,6 +150,7 @@ _TYPE_NAMES = {
     "str": "a string",
     "int": "an integer",
     "bool": "true or false",
+    "adopt": "true, false or observe",
     "obj": "an object",
     "list": "a list",
     "duration": "a duration such as '45m' or a number of seconds",
@@ -179,6 +180,8 @@ def _coerce(kind: Kind, value: object) -> tuple[bool, object]:
         return isinstance(value, str), value
     if kind == "bool":
         return isinstance(value, bool), value
+    if kind == "adopt":
+        return isinstance(value, bool) or value == "observe", value
     if kind == "int":
         if isinstance(value, bool):
             return False, value

@@ -255,6 +255,7 @@ SHOOT_SPEC_FIELDS: dict[str, Field] = {
     "project_id": Field("str", required=True, rule=_pattern(TOKEN_RE, "an OpenStack project id")),
     "kubernetes_version": Field("str", required=True, rule=_pattern(VERSION_RE, "a version such as 1.33.4")),
     "enable_ha_control_plane": Field("bool", default=False),
+    "hibernated": Field("bool"),  # desired state; unset: not managed (schedules and the console decide)
     "allowed_cidrs": Field("list", item=Field("str", rule=cidr_rule)),
     "hibernation_schedules": Field("list", item=Field("obj", fields={
         "start": Field("str", required=True, rule=cron_rule),
@@ -294,7 +295,7 @@ TIMEOUT_FIELDS: dict[str, Field] = {
 # Inputs of the `Shoot` resource: the spec plus behaviour knobs that never reach the API.
 SHOOT_INPUT_FIELDS: dict[str, Field] = {
     **SHOOT_SPEC_FIELDS,
-    "adopt": Field("bool", default=False),
+    "adopt": Field("adopt", default=False),  # true: record as-is, converge on the next up; observe: record only
     "timeouts": Field("obj", fields=TIMEOUT_FIELDS),
 }
 # The stack's `platform:cleura` object: shoot inputs plus what the component needs.
@@ -310,6 +311,8 @@ KUBECONFIG_INPUT_FIELDS: dict[str, Field] = {
     "project_id": Field("str", required=True, rule=_pattern(TOKEN_RE, "an OpenStack project id")),
     "shoot_name": Field("str", required=True, rule=shoot_name_rule),
     "shoot_uid": Field("str"),
+    "shoot_id": Field("str"),  # the Shoot's resource id: known in previews unless the shoot is replaced
+    "credential": Field("str", default="exec"),  # how the kubeconfig authenticates (see credential.py)
     "expiration_seconds": Field("int", default=86400),
     "renew_before_expiry_seconds": Field("int", default=0),
 }
@@ -509,6 +512,7 @@ class ShootSpec:
     network_id: str | None = None
     router_id: str | None = None
     workers_network_cidr: str | None = None
+    hibernated: bool | None = None
 
     def to_inputs(self) -> dict[str, Any]:
         """The snake_case provider inputs (the inverse of `shoot_spec_from_inputs`)."""
@@ -532,7 +536,7 @@ class CleuraConfig:
     """The validated `platform:cleura` stack object, everything `ShootCluster` needs."""
 
     shoot: ShootSpec
-    adopt: bool = False
+    adopt: bool | str = False  # True, False or "observe"
     timeouts: Timeouts = field(default_factory=Timeouts)
     kubeconfig_expiration_seconds: int = 86400
     renew_before_expiry_seconds: int = 43200
@@ -577,6 +581,7 @@ def spec_to_inputs(s: ShootSpec) -> dict[str, Any]:
         "project_id": s.project_id,
         "kubernetes_version": s.kubernetes_version,
         "enable_ha_control_plane": s.enable_ha_control_plane,
+        "hibernated": s.hibernated,
         "allowed_cidrs": list(s.allowed_cidrs) if s.allowed_cidrs is not None else None,
         "hibernation_schedules": ([{"start": h.start, "end": h.end} for h in s.hibernation_schedules]
                                   if s.hibernation_schedules is not None else None),
@@ -660,6 +665,7 @@ def shoot_spec_from_inputs(d: Mapping[str, Any]) -> ShootSpec:
         router_id=infra.get("router_id"),
         workers_network_cidr=infra.get("workers_network_cidr"),
         workers=tuple(worker_from_inputs(w) for w in prov["workers"]),
+        hibernated=d.get("hibernated"),
     )
 
 
@@ -747,7 +753,10 @@ def create_body_from_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
     d, issues = validate_shoot_inputs(wanted)
     if issues:
         raise ValueError("; ".join(f"{render_path(i.path)}: {i.message}" for i in issues))
-    return create_body(shoot_spec_from_inputs(d))
+    from components.gardener.marker import stamp_create_body
+
+    owner = inputs.get("owner")  # the stack's marker, exactly as the provider's POST carries it
+    return stamp_create_body(create_body(shoot_spec_from_inputs(d)), owner if isinstance(owner, str) else None)
 
 
 def shoot_path(cloud: str, region: str, project_id: str, name: str | None = None) -> str:
@@ -784,7 +793,7 @@ def parse_cleura(raw: object, path: str, problems: Problems) -> CleuraConfig | N
         return None
     return CleuraConfig(
         shoot=shoot_spec_from_inputs(d),
-        adopt=bool(d.get("adopt", False)),
+        adopt=d.get("adopt", False),
         timeouts=timeouts_from_inputs(d.get("timeouts")),
         kubeconfig_expiration_seconds=int(d["kubeconfig_expiration_seconds"]),
         renew_before_expiry_seconds=int(d["renew_before_expiry_seconds"]),

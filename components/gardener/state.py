@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from components.gardener.marker import MARKER_KEY
 from components.gardener.schema import dig
 
 
@@ -76,13 +77,17 @@ def reported_worker(w: Mapping[str, Any]) -> dict[str, Any]:
         "volume_size": dig(w, "volume", "size") or w.get("volume_size"),
         "zones": list(w.get("zones") or []),
         "labels": _kv_list(w.get("labels")),
-        "annotations": _kv_list(w.get("annotations")),
+        "annotations": [a for a in _kv_list(w.get("annotations")) if a["key"] != MARKER_KEY],  # ours, not drift
         "taints": _taints(w.get("taints")),
     }
 
 
 def reported_inputs(shoot: Mapping[str, Any]) -> dict[str, Any]:
     """The shoot as the API reports it, in the input shape (API defaults included)."""
+    return {**_reported_spec(shoot), "hibernated": bool(dig(shoot, "status", "is_hibernated"))}
+
+
+def _reported_spec(shoot: Mapping[str, Any]) -> dict[str, Any]:
     net = shoot.get("networking") or {}
     networks = dig(shoot, "shoot_provider", "infrastructure_config", "networks") or {}
     hib = dig(shoot, "hibernation", "schedules") or []

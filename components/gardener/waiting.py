@@ -2,9 +2,12 @@
 
 Why not a fixed 15 s ticker (the Terraform provider): a first create takes 10-15 minutes, and a
 fixed ticker either wastes API calls early or reacts late at the end. Here the interval starts
-short (a failed validation shows up in seconds), backs off to a cap, and shortens again when the
-reported progress predicts the end is near, with jitter so parallel runs do not poll in step.
-`bench/gardener_polling.py` measures the trade-off against the fixed 15 s ticker.
+short (a failed validation shows up in seconds) and backs off; once `last_operation.progress`
+has moved, the end is predicted from the rate between the API's own `last_update_time` stamps
+(`EtaEstimator`) and the polls close in on it: a fraction of the predicted time left (at most
+`eta_cap`), then every `tail` seconds near or past it; far from 100 % a stall stretches the
+prediction instead of polling a distant end every few seconds. Jitter keeps parallel runs out
+of step. `bench/gardener_polling.py` measures it against the fixed 15 s ticker in the same run.
 
 Why the `baseline`: right after a PATCH/PUT the API can still report the *previous*
 `Succeeded/100` operation, so "Succeeded" alone can mean "nothing started yet" (the stale-
@@ -23,11 +26,13 @@ import os
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 ACTIVE_STATES = ("Pending", "Processing")
 FAILED_STATES = ("Failed", "Error", "Aborted")
 DEFAULT_GRACE_SECONDS = 90.0  # how long an edit may take to show a new operation
+IMMINENT_PROGRESS = 10  # percent left below which the end may come at any poll
 
 Report = Callable[[str], None]
 Now = Callable[[], float]
@@ -53,16 +58,27 @@ class PollPolicy:
     cap: float = 30.0
     floor: float = 2.0
     jitter: float = 0.2
-    eta_fraction: float = 0.25  # tuned with bench/gardener_polling.py
+    eta_fraction: float = 0.6  # tuned with bench/gardener_polling.py
+    eta_cap: float = 240.0  # longest sleep while the progress rate predicts a distant end
+    tail: float = 4.0  # poll interval once the predicted end is near or past (p95 detection)
     scale: float = 1.0
 
     def interval(self, attempt: int, eta: float | None, rng: random.Random,
                  retry_after: float | None = None) -> float:
-        """Scaled seconds until the next poll: backoff, shortened by a near ETA, jittered."""
-        base = min(self.cap, self.initial * self.factor ** attempt)
-        if eta is not None:
-            base = min(base, max(self.floor, eta * self.eta_fraction))
-        base = max(self.floor, base) * rng.uniform(1 - self.jitter, 1 + self.jitter)
+        """Scaled seconds until the next poll, jittered.
+
+        Without a prediction: backoff from `initial` to `cap` (a failed validation shows up in
+        seconds). With one (`eta`, unscaled seconds left): sleep a fraction of it, at most
+        `eta_cap`, so the polls close in on the predicted end geometrically, then every `tail`
+        seconds once it is near or past.
+        """
+        if eta is None:
+            base = min(self.cap, self.initial * self.factor ** attempt)
+            jitter = self.jitter
+        else:
+            base = min(self.eta_cap, max(self.tail, eta * self.eta_fraction))
+            jitter = self.jitter / 2 if base <= self.tail else self.jitter
+        base = max(self.floor, base) * rng.uniform(1 - jitter, 1 + jitter)
         if retry_after is not None:
             base = max(base, retry_after)
         return base * self.scale
@@ -170,18 +186,44 @@ class Observation:
     unavailable: str | None = None
 
 
-class EtaEstimator:
-    """Predicts the seconds left from how fast `progress` moved since the operation started."""
+def api_time(text: object) -> float | None:
+    """`last_operation.last_update_time` as POSIX seconds (None when absent or unparseable)."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
-    def __init__(self) -> None:
+
+class EtaEstimator:
+    """Predicts the seconds left from how fast `progress` moved.
+
+    With `last_update_time` (the API's timestamp of each progress change) the rate comes from
+    the milestones themselves, not from when we happened to see them: rate = progress gained /
+    API time between the first and the latest milestone. The API clock is mapped onto ours by
+    the smallest observed `now - last_update_time` (clock skew plus the least detection delay),
+    and scaled by `scale` like every other duration. Without timestamps: progress since
+    `start` over our own clock.
+    """
+
+    def __init__(self, scale: float = 1.0) -> None:
         self.origin: tuple[float, int] | None = None
+        self.scale = scale
+        self.points: list[tuple[float, int]] = []
+        self.offset: float | None = None
 
     def start(self, t: float, progress: int = 0) -> None:
         self.origin = (t, progress)
 
-    def update(self, t: float, progress: int | None) -> float | None:
+    def update(self, t: float, progress: int | None, updated: float | None = None) -> float | None:
         if progress is None:
             return None
+        if updated is not None:
+            eta = self._from_timestamps(t, progress, updated * self.scale)
+            if eta is not None:
+                return eta
         if self.origin is None:
             self.origin = (t, progress)
             return None
@@ -190,6 +232,28 @@ class EtaEstimator:
             return None
         rate = (progress - p0) / (t - t0)
         return max(0.0, (100 - progress) / rate)
+
+    def _from_timestamps(self, t: float, progress: int, updated: float) -> float | None:
+        self.offset = t - updated if self.offset is None else min(self.offset, t - updated)
+        if not self.points or (progress > self.points[-1][1] and updated > self.points[-1][0]):
+            self.points.append((updated, progress))
+        (u0, p0), (u1, p1) = self.points[0], self.points[-1]
+        if p1 > p0 and u1 > u0:
+            rate = (p1 - p0) / (u1 - u0)
+        elif self.origin is not None and p1 > self.origin[1] and u1 + self.offset > self.origin[0]:
+            rate = (p1 - self.origin[1]) / (u1 + self.offset - self.origin[0])
+        else:
+            return None
+        end = u1 + (100 - p1) / rate + self.offset
+        if end > t:
+            return end - t
+        # Past the predicted end with no new milestone: the rate was optimistic. Close to 100 %
+        # the end may come any moment (poll at the tail interval); further away it cannot come
+        # before more progress, so assume progress could tick right now and let the time since
+        # the last milestone slow the rate down, instead of polling a distant end every few seconds.
+        if 100 - p1 <= IMMINENT_PROGRESS or t - self.offset <= u0:
+            return 0.0
+        return (100 - p1) / ((p1 - p0) / (t - self.offset - u0))
 
 
 @dataclass
@@ -232,7 +296,7 @@ class Waiter:
                     allow_missing: float = 0.0) -> dict[str, Any]:
         """Wait for *our* operation to reach Succeeded/100; raise on Failed/Error/Aborted or timeout."""
         seen_active, attempt, eta = False, 0, None
-        estimator = EtaEstimator()
+        estimator = EtaEstimator(self.policy.scale)
         if request_started is not None:
             estimator.start(request_started, 0)
         last_line = [""]
@@ -258,7 +322,8 @@ class Waiter:
                 if verdict == "active":
                     seen_active = True
                     marker = OpMarker.of(shoot)
-                    eta = estimator.update(self.now(), marker.progress if marker else None)
+                    eta = estimator.update(self.now(), marker.progress if marker else None,
+                                           api_time(marker.last_update_time) if marker else None)
                 if verdict == "stale" and self.now() - started >= self.grace * self.policy.scale:
                     marker = OpMarker.of(shoot)
                     if marker and marker.state in FAILED_STATES:
@@ -297,7 +362,7 @@ class Waiter:
         Delete that is provably ours fails the wait; a stale one does only after the grace period.
         """
         attempt, last_line = 0, [""]
-        estimator = EtaEstimator()
+        estimator = EtaEstimator(self.policy.scale)
         eta = None
         seen_active = False
         started = self.now() if request_started is None else request_started
@@ -321,7 +386,7 @@ class Waiter:
                         f"{failure_message(obs.shoot)}; retry it in the Cleura console (or PATCH .../retry)")
             elif marker and marker.type == "Delete":
                 seen_active = seen_active or marker.state in ACTIVE_STATES
-                eta = estimator.update(self.now(), marker.progress)
+                eta = estimator.update(self.now(), marker.progress, api_time(marker.last_update_time))
             self._progress(obs.shoot, attempt, last_line)
             self._pause(attempt, eta, obs, obs.shoot)
             attempt += 1

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from components.gardener.resources import ProjectBootstrap, Shoot, ShootKubeconfig
+from components.gardener.resources import ProjectBootstrap, Shoot, ShootClaim, ShootKubeconfig
 from components.gardener.spec import KeyValue, ShootSpec, Timeouts, Worker
 
 from .engine import Engine, ProviderHost, register
@@ -25,6 +25,7 @@ REGION, PROJECT = "Sto2", "p1234567890abcdef"
 SHOOT_TYPE = "pulumi-python:dynamic/cleura:Shoot"
 KUBECONFIG_TYPE = "pulumi-python:dynamic/cleura:ShootKubeconfig"
 BOOTSTRAP_TYPE = "pulumi-python:dynamic/cleura:ProjectBootstrap"
+CLAIM_TYPE = "pulumi-python:dynamic/cleura:ShootClaim"
 
 
 def host_env(url: str, **extra: str) -> dict[str, str]:
@@ -67,9 +68,13 @@ def spec(**overrides: Any) -> ShootSpec:
     return replace(base, **overrides)
 
 
-def shoot_inputs(s: ShootSpec, *, adopt: bool = False, timeouts: Timeouts | None = None) -> dict[str, Any]:
+OWNER = "platform/gardener-test/cleura"
+
+
+def shoot_inputs(s: ShootSpec, *, adopt: bool | str = False, timeouts: Timeouts | None = None,
+                 owner: str | None = None) -> dict[str, Any]:
     """The inputs the program registers for a Shoot, with the real `__provider` blob."""
-    reg = register(lambda: Shoot("shoot", s, adopt=adopt, timeouts=timeouts))
+    reg = register(lambda: Shoot("shoot", s, adopt=adopt, timeouts=timeouts, owner=owner))
     return reg.one(":Shoot").inputs
 
 
@@ -77,6 +82,12 @@ def kubeconfig_inputs(name: str = "demo", expiration: int = 3600, renew: int = 0
     reg = register(lambda: ShootKubeconfig("kc", shoot_name=name, cloud="public", region=REGION, project_id=PROJECT,
                                            expiration_seconds=expiration, renew_before_expiry_seconds=renew))
     return reg.one(":ShootKubeconfig").inputs
+
+
+def claim_inputs(name: str = "demo", owner: str = OWNER) -> dict[str, Any]:
+    reg = register(lambda: ShootClaim("claim", name=name, cloud="public", region=REGION, project_id=PROJECT,
+                                      owner=owner))
+    return reg.one(":ShootClaim").inputs
 
 
 def bootstrap_inputs(project: str = PROJECT) -> dict[str, Any]:

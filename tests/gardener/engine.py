@@ -111,10 +111,11 @@ class CheckFailedError(Exception):
 class ProviderHost:
     """`python -u -m pulumi.dynamic` as the engine starts it, with a chosen environment."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], args: tuple[str, ...] = ()) -> None:
+        """`args`: what the engine passes a provider plugin (its own gRPC address)."""
         base = {k: v for k, v in os.environ.items() if not k.startswith("CLEURA_")}
         self._stderr = tempfile.NamedTemporaryFile(prefix="dynamic-host-", suffix=".log", delete=False)  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.dynamic"], cwd=PROJECT_ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.dynamic", *args], cwd=PROJECT_ROOT,
                                      env={**base, **env}, stdout=subprocess.PIPE, stderr=self._stderr)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode().strip()
@@ -207,6 +208,23 @@ class Engine:
 
     def preview(self, news: Mapping[str, Any]) -> Step:
         return self.plan(news)[0]
+
+    def preview_view(self, news: Mapping[str, Any], output_keys: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:
+        """(id, outputs) as the *program* sees this resource during `pulumi preview`.
+
+        The engine's SameStep keeps the stored id and outputs. For an update it always keeps the
+        id (step.go: "Always propagate the ID, even in previews"), but a provider that does not
+        support previews (the dynamic host) hands back the new *inputs* as outputs
+        (plugin/provider.go), so every output that is not an input resolves as unknown in the
+        SDK. A create or replacement has no id yet: unknown, and again inputs only.
+        """
+        step, checked = self.plan(news)
+        if step.op == "same":
+            assert self.state is not None
+            return self.state.id, dict(self.state.outputs)
+        view = {k: checked.get(k, Unknown()) for k in output_keys}
+        view.update({k: v for k, v in checked.items() if k != PROVIDER_KEY})
+        return (self.state.id if step.op == "update" and self.state else Unknown()), view
 
     def _create(self, checked: Mapping[str, Any]) -> State:
         resp = self.host.call("Create", provider_pb2.CreateRequest(

@@ -21,6 +21,7 @@ Everything observable (`requests`, `bootstrap_calls`) is recorded for assertions
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 SUPPORTED_VERSIONS = ("1.32.9", "1.33.4", "1.33.5", "1.34.1")
 # Fraction of an operation's duration -> progress Gardener reports (steps, not a smooth line).
@@ -66,7 +68,7 @@ class Fault:
 
     method: str
     path: str
-    kind: str  # status | drop | drop_after | status_after | slow
+    kind: str  # status | drop | drop_after | status_after | slow | empty
     status: int = 503
     message: str = "Service Unavailable"
     retry_after: str | None = None
@@ -134,6 +136,9 @@ class ShootRecord:
     spec: dict[str, Any]
     op: Operation | None = None
     deleting: bool = False
+    invisible_until: float = 0.0  # GET answers 404 until then (eventual consistency after create)
+    hibernated: bool = False  # the target: is_hibernated stays true through a whole wake-up
+    was_hibernated: bool = False
 
 
 class ApiFailure(Exception):  # noqa: N818 - mirrors the API envelope, not a Python error
@@ -168,6 +173,7 @@ class FakeCleura:
     fail_next_create: str | None = None
     fail_next_delete: str | None = None
     token_ttl: float | None = None  # fake seconds a token stays valid (None: forever)
+    create_invisible: float = 0.0  # fake seconds a new shoot still 404s on GET
 
     def __post_init__(self) -> None:
         if self.clock is None:
@@ -180,6 +186,8 @@ class FakeCleura:
         self.bodies: list[tuple[str, str, Any]] = []
         self.bootstrap_calls = 0
         self.bootstrapped: set[tuple[str, str]] = set()
+        self.revoked: list[str] = []
+        self.cloud_profiles: list[dict[str, Any]] | None = None
         self.server: ThreadingHTTPServer | None = None
         self._routes: list[Route] = self._build_routes()
 
@@ -228,11 +236,14 @@ class FakeCleura:
             self.bodies.clear()
             self.bootstrap_calls = 0
             self.bootstrapped.clear()
+            self.revoked.clear()
+            self.cloud_profiles = None
             self.create_duration, self.reconcile_duration, self.delete_duration = 120.0, 30.0, 40.0
             self.stale_lag, self.create_hidden = 5.0, 3.0
             self.conflict_while_busy, self.kubeconfig_cap, self.fail_next_create = True, None, None
             self.fail_next_delete = None
             self.token_ttl = None
+            self.create_invisible = 0.0
 
     # -- test controls ---------------------------------------------------------------------------
     def issue_token(self, user: str = "svc-robot") -> str:
@@ -305,13 +316,17 @@ class FakeCleura:
     def serve(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
-        method, path = h.command, h.path.split("?")[0]
+        method, path = h.command, urlsplit(h.path).path  # an absolute URI when reached through a proxy
         fault = self._take_fault(method, path)
         if fault and fault.kind == "slow":
             time.sleep(fault.delay)
         if fault and fault.kind == "drop":
             self._log(method, path, 0)
             h.close_connection = True
+            return
+        if fault and fault.kind == "empty":  # a 200 without a body (a proxy, a truncated answer)
+            self._log(method, path, 200)
+            self._write(h, 200, b"", None)
             return
         if fault and fault.kind == "status":
             self._log(method, path, fault.status)
@@ -367,8 +382,12 @@ class FakeCleura:
                 for m, rx, fn in self._routes:
                     match = rx.match(path)
                     if m == method and match:
-                        if fn != self._login:
+                        if fn != self._login or method == "DELETE":
                             self._auth(h)
+                        if fn == self._login and method == "DELETE":
+                            self.revoked.append(str(h.headers.get("X-AUTH-TOKEN")))
+                            self.tokens.pop(str(h.headers.get("X-AUTH-TOKEN")), None)
+                            return 204, None
                         self._expire_deleted()
                         return fn(body, **match.groupdict())
                 return 404, _envelope(404, f"no route for {method} {path}")
@@ -381,18 +400,22 @@ class FakeCleura:
         one = base + r"/(?P<name>[A-Za-z0-9-]+)"
         return [
             ("POST", re.compile(r"^/auth/v2/tokens$"), self._login),
+            ("DELETE", re.compile(r"^/auth/v2/tokens$"), self._login),  # revoke: see _dispatch
             ("GET", re.compile(rf"^/gardener/v2/(?P<cloud>{seg})/shoots/(?P<name>{seg})/is-name-taken$"),
              self._name_taken),
             ("POST", re.compile(rf"^/gardener/v2/(?P<cloud>{seg})/(?P<region>{seg})/(?P<project>{seg})/bootstrap$"),
              self._bootstrap),
             ("POST", re.compile(rf"^/gardener/v3/(?P<cloud>{seg})/shoots/(?P<region>{seg})/(?P<project>{seg})"
                                 r"/(?P<name>[A-Za-z0-9-]+)/admin-kubeconfig$"), self._kubeconfig),
+            ("GET", re.compile(rf"^/gardener/v2/(?P<cloud>{seg})/cloud-profiles$"), self._cloud_profiles),
             ("GET", re.compile(base + "$"), self._list),
             ("POST", re.compile(base + "$"), self._create),
             ("POST", re.compile(one + "/workers$"), self._add_worker),
             ("PUT", re.compile(one + rf"/workers/(?P<worker>{seg})$"), self._edit_worker),
             ("DELETE", re.compile(one + rf"/workers/(?P<worker>{seg})$"), self._delete_worker),
             ("PATCH", re.compile(one + "/ha-control-plane/enable$"), self._enable_ha),
+            ("PATCH", re.compile(one + "/hibernate$"), self._hibernate),
+            ("PATCH", re.compile(one + "/wakeup$"), self._wakeup),
             ("GET", re.compile(one + "$"), self._get),
             ("PATCH", re.compile(one + "$"), self._patch),
             ("DELETE", re.compile(one + "$"), self._delete),
@@ -420,7 +443,7 @@ class FakeCleura:
     def _record(self, cloud: str, region: str, project: str, name: str) -> ShootRecord:
         self._project(region, project)
         rec = self.shoots.get((cloud, region, project, name))
-        if rec is None:
+        if rec is None or rec.invisible_until > self.clock.now():
             raise ApiFailure(404, f"Shoot {name} was not found")
         return rec
 
@@ -465,7 +488,8 @@ class FakeCleura:
             errors.append({"description": op["description"], "codes": ["ERR_INFRA_QUOTA_EXCEEDED"],
                            "task_id": "t1", "last_update_time": op["last_update_time"]})
         view["status"] = {
-            "is_hibernated": False,
+            "is_hibernated": (rec.hibernated if rec.op is None or rec.op.finished(self.clock.now())
+                              else rec.hibernated or rec.was_hibernated),
             "conditions": [{"type": "APIServerAvailable", "status": "False" if errors else "True",
                             "reason": "", "message": "", "codes": []}],
             "constraints": [],
@@ -487,6 +511,11 @@ class FakeCleura:
         self.bootstrapped.add((region, project))
         return 204, None
 
+    def _cloud_profiles(self, body: Any, cloud: str) -> tuple[int, Any]:
+        if self.cloud_profiles is None:
+            raise ApiFailure(404, "no route")  # like an API without the endpoint: the check is skipped
+        return 200, self.cloud_profiles
+
     def _list(self, body: Any, cloud: str, region: str, project: str) -> tuple[int, Any]:
         self._project(region, project)
         return 200, [self._view(r) for k, r in self.shoots.items() if k[:3] == (cloud, region, project)]
@@ -506,6 +535,7 @@ class FakeCleura:
         rec.op = Operation("Create", now, self.create_duration, fail=self.fail_next_create,
                            hidden_until=now + self.create_hidden)
         self.fail_next_create = None
+        rec.invisible_until = now + self.create_invisible
         self.shoots[(cloud, region, project, name)] = rec
         return 202, self._view(rec)
 
@@ -547,6 +577,23 @@ class FakeCleura:
             spec["networking"]["cilium_provider_config"].update(body["networking"]["cilium_provider_config"])
         self._start(rec, "Reconcile", self.reconcile_duration)
         return 202, self._view(rec)
+
+    def _hibernate(self, body: Any, cloud: str, region: str, project: str, name: str) -> tuple[int, Any]:
+        return self._set_hibernation(self._record(cloud, region, project, name), True)
+
+    def _wakeup(self, body: Any, cloud: str, region: str, project: str, name: str) -> tuple[int, Any]:
+        return self._set_hibernation(self._record(cloud, region, project, name), False)
+
+    def _set_hibernation(self, rec: ShootRecord, target: bool) -> tuple[int, Any]:
+        self._busy(rec)
+        rec.was_hibernated, rec.hibernated = rec.hibernated, target
+        self._start(rec, "Reconcile", self.reconcile_duration)
+        return 202, None
+
+    def hibernate_out_of_band(self, name: str) -> None:
+        with self.lock:
+            rec = next(r for k, r in self.shoots.items() if k[3] == name)
+            rec.was_hibernated = rec.hibernated = True
 
     def _enable_ha(self, body: Any, cloud: str, region: str, project: str, name: str) -> tuple[int, Any]:
         rec = self._record(cloud, region, project, name)
@@ -616,12 +663,14 @@ class FakeCleura:
         seconds = body.get("expiration_seconds")
         if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 600:
             raise ApiFailure(400, "expiration_seconds must be an integer >= 600")
-        if rec.op is None or not rec.op.succeeded(self.clock.now()) or rec.deleting:
+        if rec.op is None or not rec.op.succeeded(self.clock.now()) or rec.deleting or rec.hibernated:
             raise ApiFailure(409, "Shoot is not ready")
         granted = min(seconds, self.kubeconfig_cap) if self.kubeconfig_cap else seconds
         expires = datetime.now(UTC) + timedelta(seconds=granted)
         token = "kc-" + secrets.token_hex(16)
+        ca = base64.b64encode(f"fake CA of shoot uid {rec.spec['uid']}".encode()).decode()
         kubeconfig = (f"apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n"
+                      f"    certificate-authority-data: {ca}\n"
                       f"    server: https://api.{name}.example.invalid\ncontexts:\n- name: {name}\n  context:\n"
                       f"    cluster: {name}\n    user: admin\ncurrent-context: {name}\nusers:\n- name: admin\n"
                       f"  user:\n    token: {token}\n")

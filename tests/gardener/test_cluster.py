@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from components.gardener.cluster import ShootCluster
+from components.gardener.marker import stamp_create_body
 from components.gardener.spec import CleuraConfig, create_body, create_body_from_inputs, parse_cleura
 from components.problems import Problems
 
@@ -34,12 +35,20 @@ def test_shoot_cluster_wires_bootstrap_shoot_and_secret_kubeconfig(monkeypatch: 
     cfg = stack_config()
     reg = register(lambda: ShootCluster("cleura", cfg).kubeconfig)
     types = [r.type for r in reg.resources]
-    assert types == ["platform:gardener:ShootCluster", "pulumi-python:dynamic/cleura:ProjectBootstrap",
-                     "pulumi-python:dynamic/cleura:Shoot", "pulumi-python:dynamic/cleura:ShootKubeconfig"]
-    component, bootstrap, shoot, kubeconfig = reg.resources
-    assert {bootstrap.parent, shoot.parent, kubeconfig.parent} == {component.urn}
+    # Bootstrap and claim have no order between them (registered concurrently).
+    assert sorted(types) == sorted(["platform:gardener:ShootCluster", "pulumi-python:dynamic/cleura:ProjectBootstrap",
+                                    "pulumi-python:dynamic/cleura:ShootClaim", "pulumi-python:dynamic/cleura:Shoot",
+                                    "pulumi-python:dynamic/cleura:ShootKubeconfig"])
+    component, bootstrap, claim = reg.one("ShootCluster"), reg.one(":ProjectBootstrap"), reg.one(":ShootClaim")
+    shoot, kubeconfig = reg.one(":Shoot"), reg.one(":ShootKubeconfig")
+    assert {bootstrap.parent, claim.parent, shoot.parent, kubeconfig.parent} == {component.urn}
     assert bootstrap.urn in shoot.dependencies and shoot.urn in kubeconfig.dependencies
-    assert shoot.options["delete_before_replace"] and not kubeconfig.options["delete_before_replace"]
+    # The claim is in state before the shoot's create starts, and is deleted after it.
+    assert claim.urn in shoot.dependencies
+    assert claim.inputs["owner"] == shoot.inputs["owner"] == "platform/gardener-test/cleura"
+    # Delete-before-replace is the provider's per-diff decision (name reused), never forced by an option.
+    assert not shoot.options["delete_before_replace"] and not kubeconfig.options["delete_before_replace"]
+    assert kubeconfig.inputs["shoot_id"] is not None
     assert "kubeconfig" in kubeconfig.options["additional_secret_outputs"]
     assert reg.result["secret"] is True  # ShootCluster.kubeconfig is a secret Output
     for r in (bootstrap, shoot, kubeconfig):
@@ -47,7 +56,7 @@ def test_shoot_cluster_wires_bootstrap_shoot_and_secret_kubeconfig(monkeypatch: 
         blob = base64.b64decode(r.inputs["__provider"])
         for secret in (USER, PASSWORD, "tok-should-not-leak"):
             assert secret.encode() not in blob
-    assert create_body_from_inputs(shoot.inputs) == create_body(cfg.shoot)
+    assert create_body_from_inputs(shoot.inputs) == stamp_create_body(create_body(cfg.shoot), shoot.inputs["owner"])
     assert kubeconfig.inputs["expiration_seconds"] == cfg.kubeconfig_expiration_seconds
     assert kubeconfig.inputs["shoot_name"] == cfg.shoot.name
 
@@ -55,8 +64,11 @@ def test_shoot_cluster_wires_bootstrap_shoot_and_secret_kubeconfig(monkeypatch: 
 def test_bootstrap_can_be_left_out() -> None:
     cfg = replace(stack_config(), bootstrap_project=False, shoot=spec())
     reg = register(lambda: ShootCluster("c", cfg).name)
-    assert [r.type.rsplit(":", 1)[-1] for r in reg.resources] == ["ShootCluster", "Shoot", "ShootKubeconfig"]
+    assert [r.type.rsplit(":", 1)[-1] for r in reg.resources] == ["ShootCluster", "ShootClaim", "Shoot",
+                                                                  "ShootKubeconfig"]
     assert reg.result["value"] == "demo"
+    adopted = register(lambda: ShootCluster("c", replace(cfg, adopt="observe")).name)
+    assert "ShootClaim" not in [r.type.rsplit(":", 1)[-1] for r in adopted.resources]  # never deletes via a claim
 
 
 def test_cloud_may_be_left_unset() -> None:
@@ -64,8 +76,8 @@ def test_cloud_may_be_left_unset() -> None:
     # attribute must exist even though `ShootSpec.to_inputs` drops the None.
     cfg = replace(stack_config(), shoot=spec(cloud=None))
     reg = register(lambda: ShootCluster("c", cfg).name)
-    assert [r.type.rsplit(":", 1)[-1] for r in reg.resources] == ["ShootCluster", "ProjectBootstrap", "Shoot",
-                                                                  "ShootKubeconfig"]
+    assert sorted(r.type.rsplit(":", 1)[-1] for r in reg.resources) == ["ProjectBootstrap", "Shoot", "ShootClaim",
+                                                                       "ShootCluster", "ShootKubeconfig"]
     assert reg.one(":Shoot").inputs.get("cloud") is None
 
 

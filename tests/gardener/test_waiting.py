@@ -128,8 +128,9 @@ def test_polling_backs_off_to_a_cap_then_speeds_up_near_the_predicted_end() -> N
     rng = random.Random(0)
     intervals = [policy.interval(n, None, rng) for n in range(10)]
     assert intervals[0] == 5.0 and intervals == sorted(intervals) and max(intervals) == 30.0
-    assert policy.interval(9, eta=20.0, rng=rng) == 5.0  # a quarter of the predicted time left
-    assert policy.interval(9, eta=1.0, rng=rng) == 2.0  # floor
+    assert policy.interval(9, eta=20.0, rng=rng) == 12.0  # 60 % of the predicted time left
+    assert policy.interval(9, eta=1.0, rng=rng) == 4.0  # the tail interval near the predicted end
+    assert policy.interval(0, eta=3600.0, rng=rng) == 240.0  # a distant end: long sleeps, capped
     assert policy.interval(0, None, rng, retry_after=45) == 45  # the server asked for longer
     assert PollPolicy(jitter=0.0, scale=0.01).interval(0, None, rng) == pytest.approx(0.05)
 
@@ -147,6 +148,24 @@ def test_eta_from_progress_rate() -> None:
     assert est.update(100.0, 50) == pytest.approx(100.0)
     assert est.update(150.0, 50) == pytest.approx(150.0)  # progress stalled: estimate grows
     assert est.update(180.0, None) is None
+
+
+def test_eta_from_the_apis_milestone_timestamps() -> None:
+    est = EtaEstimator()
+    est.start(0.0, 0)
+    # API clock runs 990 s ahead of ours; milestones at API 1000 (0 %) and 1050 (50 %): 1 %/s.
+    assert est.update(10.0, 0, updated=1000.0) is None
+    assert est.update(70.0, 50, updated=1050.0) == pytest.approx(40.0)  # end at API 1100 = our 110
+    # Seen late, the same milestone predicts the same end (its timestamp, not our poll, counts).
+    assert est.update(90.0, 50, updated=1050.0) == pytest.approx(20.0)
+    # Past the predicted end, far from 100 %: the stall slows the rate (no polling every few s).
+    assert est.update(200.0, 50, updated=1050.0) == pytest.approx(190.0)
+    # Close to 100 % the end may come at any poll.
+    assert est.update(300.0, 95, updated=1250.0) == pytest.approx(0.0, abs=20.0)
+    assert est.update(400.0, 95, updated=1250.0) == 0.0
+    scaled = EtaEstimator(scale=0.001)  # tests run the API 1000x faster: API seconds are scaled too
+    scaled.update(0.0, 0, updated=0.0)
+    assert scaled.update(0.05, 50, updated=50.0) == pytest.approx(0.05)
 
 
 def test_time_scale_from_environment() -> None:
