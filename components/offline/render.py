@@ -334,9 +334,23 @@ def render_secrets(stack: str, root: Path = PROJECT_ROOT) -> dict[str, str]:
     from components.offline.runner import encrypted_keys, stack_config
 
     secrets = {key: f"offline-render-placeholder-for-{key.split(':', 1)[-1]}" for key in encrypted_keys(stack, root)}
-    if stack_config(stack, root=root).get("platform:clusterKind", "k3s") == "k3s":
+    kind = stack_config(stack, root=root).get("platform:clusterKind", "k3s")
+    if kind == "k3s":
         secrets["platform:sshPrivateKey"] = throwaway_ssh_key()
+    if kind == "existing":
+        secrets["platform:kubeconfig"] = THROWAWAY_KUBECONFIG
     return secrets
+
+
+# What an offline render of a clusterKind-existing stack connects to: nothing (a placeholder
+# that has the shape the config check wants, pointing at an address nobody serves).
+THROWAWAY_KUBECONFIG = """apiVersion: v1
+kind: Config
+current-context: offline
+clusters: [{name: offline, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: offline, user: {token: offline-render-placeholder}}]
+contexts: [{name: offline, context: {cluster: offline, user: offline}}]
+"""
 
 
 def config_warnings(stack: str, secrets: dict[str, str], root: Path = PROJECT_ROOT) -> str:
