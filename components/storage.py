@@ -364,7 +364,7 @@ class OpenEBS(pulumi.ComponentResource):  # type: ignore[misc]
 
 
 def check_cluster_class(key: str, storage_class: str, expected_provisioner: str | None, owner: str,
-                        provisioner: str | None, annotations: dict[str, str] | None) -> None:
+                        provisioner: str | None, annotations: dict[str, str] | None, why: str = "") -> None:
     """Raise, naming the config key, when the cluster's class is not what the stack relies on.
 
     A StorageClass always has a provisioner (the API requires it), so None means the class was
@@ -377,14 +377,14 @@ def check_cluster_class(key: str, storage_class: str, expected_provisioner: str 
                          f"{provisioner!r}, not {expected_provisioner!r}; set {key}.provisioner to {provisioner!r} "
                          "or name the right class in storageClass")
     if (annotations or {}).get(DEFAULT_CLASS_ANNOTATION) != "true":
-        raise ValueError(f"{key}.storageClass: {storage_class!r} is not {owner} default StorageClass; name the "
+        raise ValueError(f"{key}.storageClass: {storage_class!r} is not {owner} default StorageClass{why}; name the "
                          "default class, which PVCs without a class get")
 
 
 def check_cinder_class(cinder: CinderConfig, provisioner: str | None, annotations: dict[str, str] | None) -> None:
     """The shoot's class against ``storage.cinder`` (Gardener's cloud profile decides the default)."""
-    check_cluster_class("platform:storage.cinder", cinder.storage_class, cinder.provisioner,
-                        "the shoot's (the cloud profile decides)", provisioner, annotations)
+    check_cluster_class("platform:storage.cinder", cinder.storage_class, cinder.provisioner, "the shoot's",
+                        provisioner, annotations, " (the cloud profile decides)")
 
 
 def _read_and_check(parent: pulumi.Resource, name: str, storage_class: str,

@@ -367,7 +367,7 @@ def test_a_cluster_kind_typo_is_the_only_error() -> None:
     raw = yaml.safe_load((PROJECT_ROOT / "Pulumi.cleura.yaml").read_text())["config"]
     raw["platform:clusterKind"] = "Cleura"
     assert one_error(raw, with_key=False) == (
-        "platform:clusterKind: 'Cleura' is not one of k3s, cleura; did you mean 'cleura'?")
+        "platform:clusterKind: 'Cleura' is not one of k3s, cleura, existing; did you mean 'cleura'?")
 
 
 def test_k3s_versions_do_not_apply_to_a_shoot() -> None:
