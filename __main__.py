@@ -31,3 +31,7 @@ pulumi.export("clusterName", cfg.cluster_name)
 pulumi.export("clusterKind", cfg.cluster_kind)
 pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig))
 pulumi.export("platformReady", platform.ready)
+if platform.vault is not None:
+    pulumi.export("vaultAddress", platform.vault.address)
+    pulumi.export("vaultCaCert", platform.vault.ca_cert)
+    pulumi.export("vaultRootToken", pulumi.Output.secret(platform.vault.root_token))

@@ -18,7 +18,9 @@ from typing import TypeVar
 import pulumi
 
 from components import calico, metallb, storage
+from components import vault as vault_component
 from components.config import StackConfig
+from components.vault_auth import VaultAuthRole
 
 C = TypeVar("C", bound=pulumi.ComponentResource)
 
@@ -31,6 +33,8 @@ def plan(cfg: StackConfig) -> tuple[str, ...]:
     if metallb.applies(cfg):
         steps.append("metallb")
     steps.append(cfg.storage.kind)
+    if cfg.vault.enabled:
+        steps.append("vault")
     return tuple(steps)
 
 
@@ -41,8 +45,10 @@ class PlatformLayer(pulumi.ComponentResource):  # type: ignore[misc]
     cni: calico.Calico | None
     load_balancer: metallb.MetalLB | None
     storage: storage.StorageComponent
+    vault: vault_component.Vault | None
 
-    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None,
+                 vault_auth_roles: tuple[VaultAuthRole, ...] = ()) -> None:
         super().__init__("platform:platform:Layer", name, None, opts)
         self.addons: dict[str, pulumi.ComponentResource] = {}
         self.cni = None
@@ -55,6 +61,11 @@ class PlatformLayer(pulumi.ComponentResource):  # type: ignore[misc]
         self.storage = self._add(
             "storage", storage.storage_component(f"{name}-storage", cfg, self._after(self.cni))
         )
+        self.vault = None
+        if cfg.vault.enabled:
+            vault_args = vault_component.VaultArgs.from_config(cfg, self.storage.storage_class, vault_auth_roles)
+            self.vault = self._add("vault", vault_component.Vault(
+                f"{name}-vault", vault_args, pulumi.ResourceOptions(parent=self, depends_on=self.after_base())))
         self.ready = pulumi.Output.all(*[a.ready for a in self.addons.values()]).apply(
             lambda flags: all(flags)
         )

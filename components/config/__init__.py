@@ -62,6 +62,7 @@ from components.config.cluster import (
 )
 from components.config.network import Network, parse_network
 from components.config.reader import NAMESPACE, Reader, Secret, secret_command, suggest
+from components.config.vault import Vault, parse_vault
 from components.netaddr import DNS_LABEL_RE
 from components.problems import ConfigError, Problems
 
@@ -81,6 +82,7 @@ class StackConfig:
     calico: Calico | None = None
     metallb: MetalLB | None = None
     cleura: Any = None  # components.gardener.spec.CleuraConfig
+    vault: Vault = field(default_factory=Vault)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -94,7 +96,7 @@ class StackConfig:
 
 TOP_LEVEL_KEYS = (
     "clusterName", "clusterKind", "nodes", "ssh", "network", "k3s", "calico", "metallb", "storage",
-    "versions", "cleura",
+    "versions", "cleura", "vault",
 )
 SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey")
 
@@ -177,6 +179,7 @@ def parse_stack_config(
 
         cleura = parse_cleura(top.raw("cleura"), top_key_path("cleura"), problems)
         storage = parse_storage(top, "cinder", kind, (), secrets)
+        vault = parse_vault(top, kind, ())
         for unused in ("nodes", "ssh", "network", "k3s", "calico", "metallb"):
             if top.has(unused):
                 top.error(unused, "does not apply to clusterKind 'cleura' (Gardener runs the nodes, CNI and "
@@ -190,7 +193,7 @@ def parse_stack_config(
         versions_r.finish()
         top.finish()
         problems.raise_if_any()
-        return StackConfig(project, stack, cluster_name, "cleura", charts, storage, cleura=cleura,
+        return StackConfig(project, stack, cluster_name, "cleura", charts, storage, cleura=cleura, vault=vault,
                            warnings=tuple(problems.warnings))
 
     if top.has("cleura"):
@@ -230,12 +233,13 @@ def parse_stack_config(
             if any(r.contains(k3s.vip.address) for r in pool.addresses):
                 problems.error(f"{NAMESPACE}:metallb.pools", f"pool {pool.name} contains the API VIP {k3s.vip.address}")
     storage = parse_storage(top, "longhorn", kind, nodes, secrets)
+    vault = parse_vault(top, kind, nodes)
     versions_r.finish()
     top.finish()
     problems.raise_if_any()
     return StackConfig(
         project, stack, cluster_name, "k3s", charts, storage, nodes, network, ssh, k3s, calico, metallb,
-        warnings=tuple(problems.warnings),
+        vault=vault, warnings=tuple(problems.warnings),
     )
 
 
@@ -257,5 +261,5 @@ __all__ = [
     "LABEL_KEY_RE", "LABEL_VALUE_RE", "LONGHORN_DISK_LABEL", "MAYASTOR_LABEL", "NAMESPACE", "RESERVED_ASNS",
     "TAINT_RE", "AddressPool", "Airgap", "Bastion", "BgpPeer", "Calico", "ChartVersions", "ConfigError", "Etcd",
     "EtcdS3", "K3s", "Longhorn", "LonghornBackup", "MetalLB", "Network", "Node", "OpenEBS", "Secret", "Ssh",
-    "StackConfig", "Storage", "Taint", "Vip", "load_stack_config", "parse_stack_config", "secret_command",
+    "StackConfig", "Storage", "Taint", "Vault", "Vip", "load_stack_config", "parse_stack_config", "secret_command",
 ]

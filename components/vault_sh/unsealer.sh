@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The Transit Vault's unsealer: runs in the cluster for as long as the Transit Vault does.
+#
+# Every $INTERVAL seconds it unseals every Transit pod in $TRANSIT_PODS that is initialised and
+# sealed (a restart, a node loss, a power cut), with the unseal key from Secret
+# $TRANSIT_KEYS_SECRET, which only it and the bootstrap may read. Every $TOKEN_CHECK_SECONDS
+# it also checks the HA Vault's seal token and renews or re-issues it (ensure_seal_token), so an
+# expiring or revoked token never leaves the HA Vault unable to unseal after its next restart.
+# ONESHOT=1 runs one round and exits with its status (used by the tests).
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+: "${TRANSIT_PODS:?TRANSIT_PODS is required (space-separated pod addresses)}"
+: "${TRANSIT_ADDR:?TRANSIT_ADDR is required}"
+INTERVAL=${INTERVAL:-10}
+TOKEN_CHECK_SECONDS=${TOKEN_CHECK_SECONDS:-3600}
+next_token_check=0
+
+round() {
+  local addr unseal_key root ok=0
+  secret_get "$TRANSIT_KEYS_SECRET"
+  case $HTTP_STATUS in
+    200) ;;
+    404) log "Secret $NAMESPACE/$TRANSIT_KEYS_SECRET does not exist yet (the bootstrap creates it)"; return 1 ;;
+    *) log "cannot read Secret $NAMESPACE/$TRANSIT_KEYS_SECRET (HTTP $HTTP_STATUS)"; return 1 ;;
+  esac
+  unseal_key=$(secret_value unseal_key)
+  root=$(secret_value root_token)
+  RESP_BODY=""
+  for addr in $TRANSIT_PODS; do
+    unseal_transit "$addr" "$unseal_key" || ok=1
+  done
+  if [ "$ok" = 0 ] && [ "$SECONDS" -ge "$next_token_check" ]; then
+    # A subshell: a failed check is logged and retried next round, it does not stop the loop.
+    if (ensure_seal_token "$TRANSIT_ADDR" "$root"); then
+      next_token_check=$((SECONDS + TOKEN_CHECK_SECONDS))
+    else
+      ok=1
+    fi
+  fi
+  return "$ok"
+}
+
+while :; do
+  if round; then status=0; else status=1; fi
+  if [ "${ONESHOT:-0}" = 1 ]; then exit "$status"; fi
+  sleep "$INTERVAL"
+done
