@@ -33,6 +33,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
+import yaml
 
 from components import kube
 from components.config import StackConfig
@@ -231,16 +232,15 @@ def values(args: VaultArgs, release: str) -> dict[str, Any]:
         },
         "extraVolumes": [{"type": "secret", "name": f"{release}-tls"}],
         "extraEnvironmentVars": {"VAULT_CACERT": f"{tls_dir(release)}/ca.crt"},
-        # One replica per node, spread over zones where the nodes have them.
-        "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-            {"labelSelector": selector, "topologyKey": "kubernetes.io/hostname"}]}},
+        # One replica per node (the chart renders this string with tpl), spread over zones too.
+        "affinity": yaml.safe_dump({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": selector, "topologyKey": "kubernetes.io/hostname"}]}}, sort_keys=True),
         "topologySpreadConstraints": [
             {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
              "labelSelector": selector},
             {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
              "labelSelector": selector},
         ],
-        "standalone": {"enabled": False},
         "ha": {
             "enabled": True, "replicas": replicas,
             "raft": {"enabled": True, "setNodeId": True, "config": server_config(args, release)},
@@ -260,7 +260,8 @@ def values(args: VaultArgs, release: str) -> dict[str, Any]:
             server["ingress"] = ingress
     return {
         "global": {"tlsDisable": False},
-        "injector": {"enabled": args.injector and ha},
+        # The chart compares these as strings ("-" inherits global.enabled).
+        "injector": {"enabled": "true" if args.injector and ha else "false"},
         "ui": {"enabled": ha and bool(args.ui_host)},
         "server": server,
     }

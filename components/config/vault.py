@@ -139,8 +139,14 @@ def parse_vault(top: Reader, cluster_kind: str, nodes: tuple[Node, ...]) -> Vaul
         if len(eligible) < replicas:
             where = (f"{v.key_path('nodeSelector')} {selector}" if node_selector is not None
                      else "the control tier (example.com/role=control)" if selector else "the cluster")
-            v.error("replicas", f"{replicas} replicas need {replicas} nodes (one replica per node), but "
-                                f"{where} has {len(eligible)}; lower replicas or widen the selector")
+            message = (f"{replicas} replicas need {replicas} nodes (one replica per node), but {where} has "
+                       f"{len(eligible)}; lower replicas (1 needs dev: true), widen the selector, or set "
+                       f"{v.key_path('enabled')}: false")
+            if v.has("replicas") or v.has("nodeSelector"):
+                v.error("replicas", message)
+            else:
+                # The default on a small cluster: said loudly, but not fatal (enabled by default).
+                top.problems.warn(v.key_path("replicas"), message + "; the HA pods would stay Pending")
     return Vault(enabled, namespace or "vault-core", replicas, dev, size, storage_class, transit_size, resources,
                  node_selector, tolerations, injector, ui_host, ui_class)
 
