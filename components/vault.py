@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -46,7 +46,7 @@ PORT = 8200
 CLUSTER_PORT = 8201
 SEAL_KEY_NAME = "autounseal"
 SEAL_POLICY_NAME = "autounseal"
-SEAL_TOKEN_PERIOD = "768h"  # 32 days; renewed by Vault itself and checked hourly by the unsealer
+SEAL_TOKEN_PERIOD = "768h"  # noqa: S105 - 32 days; renewed by Vault itself and checked hourly by the unsealer
 TRANSIT_KEYS_SECRET = "vault-transit-keys"  # noqa: S105 - Secret names, not values
 SEAL_TOKEN_SECRET = "vault-transit-seal-token"  # noqa: S105
 HA_INIT_SECRET = "vault-ha-init"  # noqa: S105
@@ -345,7 +345,7 @@ def tools_pod(args: VaultArgs, component: str, script_name: str, env: Mapping[st
             "image": args.tools_image,
             "command": ["bash", f"/scripts/{script_name}"],
             "env": _env({
-                "NAMESPACE": args.namespace, "VAULT_CACERT": "/vault-ca/ca.crt", "TMPDIR": "/tmp",
+                "NAMESPACE": args.namespace, "VAULT_CACERT": "/vault-ca/ca.crt", "TMPDIR": "/tmp",  # noqa: S108 - a tmpfs emptyDir
                 "TRANSIT_KEYS_SECRET": TRANSIT_KEYS_SECRET, "SEAL_TOKEN_SECRET": SEAL_TOKEN_SECRET,
                 "HA_INIT_SECRET": HA_INIT_SECRET, "SEAL_KEY_NAME": SEAL_KEY_NAME,
                 "SEAL_POLICY_NAME": SEAL_POLICY_NAME, "SEAL_TOKEN_PERIOD": SEAL_TOKEN_PERIOD,
@@ -358,7 +358,7 @@ def tools_pod(args: VaultArgs, component: str, script_name: str, env: Mapping[st
                 {"name": "scripts", "mountPath": "/scripts", "readOnly": True},
                 {"name": "roles", "mountPath": "/config", "readOnly": True},
                 {"name": "ca", "mountPath": "/vault-ca", "readOnly": True},
-                {"name": "tmp", "mountPath": "/tmp"},
+                {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - the in-memory emptyDir below
             ],
         }],
         "volumes": [
@@ -463,7 +463,9 @@ class Vault(pulumi.ComponentResource):  # type: ignore[misc]
         super().__init__("platform:vault:Vault", name, None, opts)
         self.args = args
         self.address = args.address
-        child = lambda *after: kube.child_options(self, opts, *after)  # noqa: E731
+        def child(*after: pulumi.Resource) -> pulumi.ResourceOptions:
+            return kube.child_options(self, opts, *after)
+
         ns = kube.namespace(f"{name}-namespace", args.namespace, child())
         ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child())
         ca = tls.SelfSignedCert(
@@ -516,7 +518,7 @@ class Vault(pulumi.ComponentResource):  # type: ignore[misc]
         return k8s.meta.v1.ObjectMetaArgs(name=name, namespace=ns.metadata.name, labels=dict(labels or {}) or None)
 
     def _server_tls(self, name: str, ns: k8s.core.v1.Namespace, release: str, ca_key: tls.PrivateKey,
-                    ca: tls.SelfSignedCert, child: Any) -> k8s.core.v1.Secret:
+                    ca: tls.SelfSignedCert, child: Callable[..., pulumi.ResourceOptions]) -> k8s.core.v1.Secret:
         key = tls.PrivateKey(f"{name}-{release}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child())
         csr = tls.CertRequest(
             f"{name}-{release}-csr", private_key_pem=key.private_key_pem, dns_names=tls_dns_names(self.args, release),
@@ -533,7 +535,8 @@ class Vault(pulumi.ComponentResource):  # type: ignore[misc]
                          "ca.crt": ca.cert_pem},
             opts=child())
 
-    def _rbac(self, name: str, ns: k8s.core.v1.Namespace, child: Any) -> list[pulumi.Resource]:
+    def _rbac(self, name: str, ns: k8s.core.v1.Namespace,
+              child: Callable[..., pulumi.ResourceOptions]) -> list[pulumi.Resource]:
         out: list[pulumi.Resource] = []
         accounts: dict[str, pulumi.Resource] = {}
         for m in bootstrap_rbac(self.args):

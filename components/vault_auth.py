@@ -20,4 +20,4 @@ class VaultAuthRole:
     namespaces: tuple[str, ...]
     policy_name: str
     policy_hcl: str
-    token_ttl: str = "1h"
+    token_ttl: str = "1h"  # noqa: S105 - a duration

@@ -236,10 +236,9 @@ class RecordingMocks(pulumi_mocks.Mocks):  # type: ignore[misc]
             state.setdefault("hex", digest[:length])
         if args.typ.startswith("tls:"):
             # pulumi-tls outputs: placeholder PEM text (the keys come back secret, as the SDK asks).
-            pem = lambda label: f"-----BEGIN {label}-----\nMOCK{digest[:48]}\n-----END {label}-----\n"  # noqa: E731
-            state.setdefault("privateKeyPem", pem("PRIVATE KEY"))
-            state.setdefault("certPem", pem("CERTIFICATE"))
-            state.setdefault("certRequestPem", pem("CERTIFICATE REQUEST"))
+            for key, label in (("privateKeyPem", "PRIVATE KEY"), ("certPem", "CERTIFICATE"),
+                               ("certRequestPem", "CERTIFICATE REQUEST")):
+                state.setdefault(key, f"-----BEGIN {label}-----\nMOCK{digest[:48]}\n-----END {label}-----\n")
         if args.typ.startswith("command:"):
             stdout = self.command_stdout(args) if self.command_stdout else ""
             state.setdefault("stdout", stdout)

@@ -104,7 +104,7 @@ class RecordingProxy:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_PUT = do_POST = do_DELETE = do_LIST = _forward
+            do_GET = do_PUT = do_POST = do_DELETE = do_LIST = _forward  # noqa: N815
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -286,7 +286,7 @@ class FakeKube:
                     return self._reply(200, kube.secrets[name])
                 return self._status(405, "MethodNotAllowed")
 
-            do_GET = do_POST = do_PUT = _handle
+            do_GET = do_POST = do_PUT = _handle  # noqa: N815
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = int(self.server.server_address[1])

@@ -168,7 +168,8 @@ def test_first_run_bootstraps_ha(lab: Lab) -> None:
     assert mounts["kv/"]["type"] == "kv" and mounts["kv/"]["options"]["version"] == "2"
     role = leader.get(f"auth/kubernetes/role/{ROLE['name']}", root)[1]["data"]
     assert role["bound_service_account_names"] == ["argocd-repo-server"] and role["token_policies"] == ["argocd-read"]
-    assert leader.get(f"sys/policies/acl/{ROLE['policy_name']}", root)[1]["data"]["policy"].strip() == ROLE["policy_hcl"].strip()
+    policy = leader.get(f"sys/policies/acl/{ROLE['policy_name']}", root)[1]["data"]["policy"]
+    assert policy.strip() == ROLE["policy_hcl"].strip()
     autopilot = leader.get("sys/storage/raft/autopilot/configuration", root)[1]["data"]
     assert autopilot["cleanup_dead_servers"] is True and autopilot["min_quorum"] == REPLICAS
     servers = leader.get("sys/storage/raft/configuration", root)[1]["data"]["config"]["servers"]

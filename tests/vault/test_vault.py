@@ -254,8 +254,7 @@ def test_order_storage_transit_bootstrap_ha(homelab_run: Recording) -> None:
     ha = by_name(rec, "-vault-ha")
     boot_ha = by_name(rec, "-vault-bootstrap-ha")
     assert rec.depends_on(transit, storage)
-    assert rec.depends_on(transit, by_name(rec, "-calico-operator")) or rec.depends_on(
-        transit, [r for r in rec if r.type == RELEASE and "calico" in r.name][0])
+    assert rec.depends_on(transit, by_name(rec, "-calico-operator"))
     assert rec.depends_on(boot_transit, transit)
     assert rec.depends_on(ha, boot_transit)
     assert rec.depends_on(boot_ha, ha)
@@ -325,4 +324,5 @@ def test_default_replicas_on_a_small_cluster_warn() -> None:
     cfg = homelab({"platform:nodes": [node], "platform:storage": storage})
     assert any("platform:vault.replicas: 3 replicas need 3 nodes" in w for w in cfg.warnings)
     assert any("platform:vault.replicas: 3 replicas need 3 nodes" in e
-               for e in errors({"platform:nodes": [node], "platform:storage": storage, "platform:vault": {"replicas": 3}}))
+               for e in errors({"platform:nodes": [node], "platform:storage": storage,
+                                "platform:vault": {"replicas": 3}}))
