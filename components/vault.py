@@ -62,6 +62,12 @@ WAIT_SECONDS = 1200
 CA_VALIDITY_HOURS = 10 * 365 * 24
 CERT_VALIDITY_HOURS = 2 * 365 * 24
 CERT_EARLY_RENEWAL_HOURS = 90 * 24  # `pulumi up` re-issues a server certificate in its last 90 days
+# No host access here: Pod Security "baseline" enforced, "restricted" reported (the chart's pods).
+NAMESPACE_LABELS = {
+    "pod-security.kubernetes.io/enforce": "baseline",
+    "pod-security.kubernetes.io/audit": "restricted",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
 TOOLS_RESOURCES = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}}
 
 
@@ -200,7 +206,9 @@ def seal_hcl(args: VaultArgs) -> str:
 def server_config(args: VaultArgs, release: str) -> str:
     """The complete server configuration of `release` (``server.ha.raft.config``)."""
     parts = [
-        f"ui = {'true' if release == HA_RELEASE and args.ui_host else 'false'}\n",
+        f"ui = {'true' if release == HA_RELEASE and args.ui_host else 'false'}\n"
+        # Integrated storage memory-maps its database: mlock would pin all of it (HashiCorp's advice).
+        "disable_mlock = true\n",
         listener_hcl(release),
         raft_hcl(args, release),
         'service_registration "kubernetes" {}\n',
@@ -249,6 +257,9 @@ def values(args: VaultArgs, release: str) -> dict[str, Any]:
         **args.placement.values(),
     }
     if ha:
+        # Clients of the vault-ha Service reach only Ready (unsealed) pods; Transit keeps the chart's
+        # default (true) so the bootstrap and the seal reach it while it is still sealed.
+        server["service"] = {"publishNotReadyAddresses": False}
         server["extraSecretEnvironmentVars"] = [
             {"envName": "VAULT_TOKEN", "secretName": SEAL_TOKEN_SECRET, "secretKey": "token"}]
         if args.ui_host:
@@ -383,7 +394,9 @@ def bootstrap_job(args: VaultArgs, phase: str) -> dict[str, Any]:
     """``vault-bootstrap-transit`` or ``vault-bootstrap-ha`` (Pulumi waits for it to complete)."""
     env: dict[str, str] = {}
     if phase == "ha":
-        env = {"HA_INIT_ADDR": f"https://{args.pod(HA_RELEASE, 0)}:{PORT}", "HA_ADDR": args.address,
+        # Init on the first pod (the others join it); everything after on the leader.
+        env = {"HA_INIT_ADDR": f"https://{args.pod(HA_RELEASE, 0)}:{PORT}",
+               "HA_ADDR": f"https://{args.service(HA_RELEASE + '-active')}:{PORT}",
                "HA_REPLICAS": str(args.replicas), "ROLES_FILE": "/config/roles.json",
                "KUBERNETES_HOST": args.kubernetes_host}
     name = f"{BOOTSTRAP}-{phase}"
@@ -466,7 +479,7 @@ class Vault(pulumi.ComponentResource):  # type: ignore[misc]
         def child(*after: pulumi.Resource) -> pulumi.ResourceOptions:
             return kube.child_options(self, opts, *after)
 
-        ns = kube.namespace(f"{name}-namespace", args.namespace, child())
+        ns = kube.namespace(f"{name}-namespace", args.namespace, child(), NAMESPACE_LABELS)
         ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child())
         ca = tls.SelfSignedCert(
             f"{name}-ca", private_key_pem=ca_key.private_key_pem, is_ca_certificate=True,

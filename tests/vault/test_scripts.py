@@ -22,7 +22,9 @@ from typing import Any
 
 import pytest
 
-from components.vault import SEAL_KEY_NAME, SEAL_POLICY_NAME, SEAL_TOKEN_PERIOD
+from components import vault
+from components.vault import SEAL_KEY_NAME, SEAL_POLICY_NAME, SEAL_TOKEN_PERIOD, VaultArgs
+from tests.addons.conftest import homelab
 from tests.vault.harness import SCRIPTS, Bao, FakeKube, Run, bao_binary, environment, make_ca, run_script
 
 pytestmark = pytest.mark.skipif(bao_binary() is None or shutil.which("jq") is None or shutil.which("curl") is None,
@@ -52,8 +54,13 @@ class Lab:
         return result
 
     def seal_hcl(self) -> str:
-        return (f'seal "transit" {{\n  address = "{self.transit.addr}"\n  key_name = "{SEAL_KEY_NAME}"\n'
-                f'  mount_path = "transit/"\n  tls_ca_cert = "{self.ca}"\n}}\n')
+        """The seal stanza the program renders, pointed at this Transit server and CA."""
+        args = VaultArgs.from_config(homelab(), "longhorn")
+        rendered = vault.seal_hcl(args)
+        text = rendered.replace(args.transit_address, self.transit.addr).replace(
+            f"{vault.tls_dir(vault.HA_RELEASE)}/ca.crt", str(self.ca))
+        assert self.transit.addr in text and str(self.ca) in text and text != rendered
+        return text
 
     def add_ha(self) -> None:
         self.ha = [Bao(f"ha-{i}", self.tmp, self.ca, self.cert, self.key, self.seal_hcl(), node_id=f"vault-ha-{i}")

@@ -118,6 +118,11 @@ def test_ha_config_parses_with_a_retry_join_per_peer_matching_pods_and_sans(repl
     assert host in vault.tls_dns_names(a, TRANSIT_RELEASE)
 
 
+def test_mlock_off_for_integrated_storage() -> None:
+    for release in (HA_RELEASE, TRANSIT_RELEASE):
+        assert parsed(args(), release)["disable_mlock"] is True
+
+
 def test_transit_config_has_no_seal_and_its_own_tls() -> None:
     config = parsed(args(), TRANSIT_RELEASE)
     assert "seal" not in config
@@ -166,6 +171,12 @@ def test_ha_values() -> None:
     transit = vault.values(args(), TRANSIT_RELEASE)["server"]
     assert transit["ha"]["replicas"] == 1 and transit["dataStorage"]["size"] == "1Gi"
     assert "extraSecretEnvironmentVars" not in transit
+    assert server["service"] == {"publishNotReadyAddresses": False} and "service" not in transit
+    env = {e["name"]: e["value"] for e in
+           vault.bootstrap_job(args(), "ha")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["HA_ADDR"] == "https://vault-ha-active.vault-core.svc:8200"
+    assert env["HA_INIT_ADDR"] == "https://vault-ha-0.vault-ha-internal.vault-core.svc:8200"
+    assert env["TRANSIT_ADDR"] == "https://vault-transit.vault-core.svc:8200"
 
 
 def test_release_does_not_wait_for_sealed_pods() -> None:
@@ -281,6 +292,11 @@ def test_nothing_lands_on_the_worker_tier(homelab_run: Recording) -> None:
     for suffix in ("-vault-bootstrap-transit", "-vault-bootstrap-ha", "-vault-unsealer"):
         pod = by_name(rec, suffix).inputs["spec"]["template"]["spec"]
         assert pod["nodeSelector"] == {"example.com/role": "control"}
+
+
+def test_namespace_is_baseline(homelab_run: Recording) -> None:
+    labels = by_name(homelab_run, "-vault-namespace").inputs["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
 
 
 def test_worker_tier_only_when_configured(program: Any) -> None:
