@@ -236,6 +236,7 @@ class FakeKube:
     secrets: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     fail_writes: int = 0  # this many POST/PUT calls answer 500 (an API outage mid-bootstrap)
+    fail_names: set[str] = field(default_factory=set)  # writes of these Secrets answer 500
 
     def __post_init__(self) -> None:
         kube = self
@@ -263,6 +264,9 @@ class FakeKube:
                 base = f"/api/v1/namespaces/{kube.namespace}/secrets"
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
+                target = (body or {}).get("metadata", {}).get("name")
+                if self.command in ("POST", "PUT") and target in kube.fail_names:
+                    return self._status(500, "InternalError")
                 if self.command in ("POST", "PUT") and kube.fail_writes > 0:
                     kube.fail_writes -= 1
                     return self._status(500, "InternalError")

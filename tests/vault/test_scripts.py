@@ -284,3 +284,19 @@ def test_uninitialised_transit_with_old_keys_refuses(fresh: Lab) -> None:
     result = fresh.run("bootstrap-transit.sh")
     assert result.returncode != 0 and "its storage was lost" in result.stderr
     assert "PUT /v1/sys/init" not in paths(fresh.transit.proxy.calls)
+
+
+def test_interrupted_after_the_keys_finishes_on_the_next_run(fresh: Lab) -> None:
+    """Stopped at the last step (the seal token could not be stored): the next run completes it."""
+    fresh.kube.fail_names = {"vault-transit-seal-token"}
+    first = fresh.run("bootstrap-transit.sh", STORE_ATTEMPTS="2")
+    assert first.returncode != 0 and "cannot store Secret vault-core/vault-transit-seal-token" in first.stderr
+    assert "vault-transit-keys" in fresh.kube.secrets
+    fresh.kube.fail_names = set()
+    second = fresh.run("bootstrap-transit.sh")
+    assert second.returncode == 0, second.stderr
+    assert paths(fresh.transit.proxy.calls).count("PUT /v1/sys/init") == 1
+    assert writes(fresh.transit.proxy.calls).count("POST /v1/sys/mounts/transit") == 1
+    token = fresh.kube.value("vault-transit-seal-token", "token")
+    root = fresh.kube.value("vault-transit-keys", "root_token")
+    assert fresh.transit.request("POST", "auth/token/lookup", {"token": token}, root)[0] == 200
