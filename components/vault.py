@@ -180,14 +180,14 @@ def listener_hcl(release: str) -> str:
 
 
 def raft_hcl(args: VaultArgs, release: str) -> str:
-    """Raft storage with one ``retry_join`` per peer (pod DNS names that the certificate covers)."""
+    """Raft storage; on the HA Vault one ``retry_join`` per peer (pod DNS names the certificate covers)."""
     joins = "".join(
         "  retry_join {\n"
         f"    leader_api_addr = {_hcl_string(f'https://{args.pod(release, i)}:{PORT}')}\n"
         f"    leader_ca_cert_file = {_hcl_string(tls_dir(release) + '/ca.crt')}\n"
         "  }\n"
         for i in range(args.replicas_of(release))
-    )
+    ) if release == HA_RELEASE else ""  # the one-pod Transit Vault has no peer to join
     return f'storage "raft" {{\n  path = "/vault/data"\n{joins}}}\n'
 
 

@@ -85,6 +85,10 @@ done
 log "HA Vault unsealed; leader $(json .leader_address)"
 
 vault GET "$HA_ADDR" sys/auth "$root"
+if [ "$HTTP_STATUS" = 403 ]; then
+  die "the root token in Secret $NAMESPACE/$HA_INIT_SECRET was refused (revoked?): generate a new one with the" \
+      "recovery keys and store it there (README: 'Root token'), then run the bootstrap again"
+fi
 [ "$HTTP_STATUS" = 200 ] || die "cannot list auth methods (HTTP $HTTP_STATUS)"
 if [ "$(json 'has("kubernetes/") or (.data // {} | has("kubernetes/"))')" != true ]; then
   jq -n '{type: "kubernetes", description: "service accounts of this cluster"}' \

@@ -257,6 +257,15 @@ def test_unsealer_unseals_a_restarted_transit(lab: Lab) -> None:
     assert lab.transit.seal_status()["sealed"] is False
 
 
+def test_a_revoked_root_token_is_named_not_guessed_around(lab: Lab) -> None:
+    """Runs last on the shared lab: after the README's root-token revocation, a rerun says why it stops."""
+    root = lab.kube.value("vault-ha-init", "root_token")
+    assert lab.ha[0].request("POST", "auth/token/revoke-self", None, root)[0] == 204
+    result = lab.run("bootstrap-ha.sh")
+    assert result.returncode != 0 and "was refused (revoked?)" in result.stderr
+    assert paths(lab.ha[0].proxy.calls).count("PUT /v1/sys/init") == 1
+
+
 def test_interrupted_after_init_refuses_instead_of_initialising_twice(fresh: Lab) -> None:
     fresh.kube.fail_writes = 10**6  # the API server is down from init on: the keys cannot be stored
     first = fresh.run("bootstrap-transit.sh", STORE_ATTEMPTS="3")

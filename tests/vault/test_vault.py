@@ -126,6 +126,8 @@ def test_mlock_off_for_integrated_storage() -> None:
 def test_transit_config_has_no_seal_and_its_own_tls() -> None:
     config = parsed(args(), TRANSIT_RELEASE)
     assert "seal" not in config
+    raft = next(iter(config["storage"][0].values()))
+    assert "retry_join" not in raft
     tcp = next(iter(config["listener"][0].values()))
     assert strip(tcp["tls_cert_file"]).endswith("vault-transit-tls/tls.crt")
 
