@@ -260,12 +260,16 @@ def values(args: VaultArgs, release: str) -> dict[str, Any]:
         # Clients of the vault-ha Service reach only Ready (unsealed) pods; Transit keeps the chart's
         # default (true) so the bootstrap and the seal reach it while it is still sealed.
         server["service"] = {"publishNotReadyAddresses": False}
+        if args.ui_host:
+            # The ingress controller must speak TLS to Vault: Traefik reads this on the Service.
+            https = {"traefik.ingress.kubernetes.io/service.serversscheme": "https"}
+            server["service"].update(annotations=https, active={"annotations": https})
         server["extraSecretEnvironmentVars"] = [
             {"envName": "VAULT_TOKEN", "secretName": SEAL_TOKEN_SECRET, "secretKey": "token"}]
         if args.ui_host:
             ingress: dict[str, Any] = {"enabled": True, "activeService": True,
                                        "hosts": [{"host": args.ui_host, "paths": []}],
-                                       "annotations": {"traefik.ingress.kubernetes.io/service.serversscheme": "https"}}
+                                       "annotations": {"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}}
             if args.ui_ingress_class:
                 ingress["ingressClassName"] = args.ui_ingress_class
             server["ingress"] = ingress

@@ -181,6 +181,15 @@ def test_ha_values() -> None:
     assert env["TRANSIT_ADDR"] == "https://vault-transit.vault-core.svc:8200"
 
 
+def test_ui_ingress_speaks_tls_to_vault() -> None:
+    server = vault.values(args({"platform:vault": {"ui": {"host": "vault.example.com"}}}), HA_RELEASE)["server"]
+    assert server["ingress"]["hosts"] == [{"host": "vault.example.com", "paths": []}]
+    assert server["ingress"]["activeService"] is True
+    assert server["service"]["active"]["annotations"]["traefik.ingress.kubernetes.io/service.serversscheme"] == "https"
+    assert "vault.example.com" in vault.tls_dns_names(args({"platform:vault": {"ui": {"host": "vault.example.com"}}}),
+                                                      HA_RELEASE)
+
+
 def test_release_does_not_wait_for_sealed_pods() -> None:
     release = vault.release_args(args(), HA_RELEASE)
     assert release.skip_await is True
