@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -314,8 +315,9 @@ def bootstrap_rbac(args: VaultArgs) -> list[dict[str, Any]]:
     """ServiceAccounts, Roles and RoleBindings of the bootstrap Jobs and the unsealer.
 
     The bootstrap may create Secrets (create cannot be limited by name) and read and replace
-    exactly its three; the unsealer may read the Transit keys and read and replace the seal
-    token. Nothing else in the namespace, and neither touches the TLS Secrets.
+    exactly its three; the unsealer may read the Transit keys, read and replace the seal token,
+    and list and delete pods (to restart crash-looping HA pods after a cold start). Neither
+    touches the TLS Secrets.
     """
     ns = args.namespace
     out: list[dict[str, Any]] = []
@@ -329,6 +331,8 @@ def bootstrap_rbac(args: VaultArgs) -> list[dict[str, Any]]:
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": [TRANSIT_KEYS_SECRET]},
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "update"],
              "resourceNames": [SEAL_TOKEN_SECRET]},
+            # After a cold start: restart HA pods crash-looping on a sealed Transit (unsealer.sh).
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "delete"]},
         ],
     }
     for name, role_rules in rules.items():
@@ -421,8 +425,9 @@ def bootstrap_job(args: VaultArgs, phase: str) -> dict[str, Any]:
 
 def unsealer_deployment(args: VaultArgs) -> dict[str, Any]:
     labels = {"app.kubernetes.io/name": UNSEALER, "app.kubernetes.io/part-of": "vault"}
+    selector = ",".join(f"{k}={v}" for k, v in server_labels(HA_RELEASE).items() if k != "app.kubernetes.io/name")
     env = {"TRANSIT_PODS": f"https://{args.pod(TRANSIT_RELEASE, 0)}:{PORT}", "INTERVAL": "10",
-           "TOKEN_CHECK_SECONDS": "3600"}
+           "TOKEN_CHECK_SECONDS": "3600", "HA_POD_SELECTOR": urllib.parse.quote(selector, safe="")}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": UNSEALER, "namespace": args.namespace, "labels": labels},

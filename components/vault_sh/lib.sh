@@ -114,7 +114,9 @@ wait_for_api() {
   done
 }
 
-# unseal_transit ADDR KEY: submit the unseal key if ADDR is initialised and sealed.
+# unseal_transit ADDR KEY: submit the unseal key if ADDR is initialised and sealed (then UNSEALED=1).
+UNSEALED=0
+# shellcheck disable=SC2034  # UNSEALED is read by unsealer.sh
 unseal_transit() {
   local addr=$1 key=$2
   vault GET "$addr" sys/seal-status
@@ -122,7 +124,7 @@ unseal_transit() {
   if [ "$(json .initialized)" != true ] || [ "$(json .sealed)" != true ]; then return 0; fi
   KEY=$key jq -n '{key: env.KEY}' | vault PUT "$addr" sys/unseal
   [ "$HTTP_STATUS" = 200 ] || { log "$addr: unseal failed (HTTP $HTTP_STATUS)"; return 1; }
-  if [ "$(json .sealed)" = false ]; then log "$addr: unsealed"; else log "$addr: still sealed"; return 1; fi
+  if [ "$(json .sealed)" = false ]; then log "$addr: unsealed"; UNSEALED=1; else log "$addr: still sealed"; return 1; fi
 }
 
 # ensure_seal_token ADDR ROOT: the HA Vault's transit token exists, is valid and has time left.

