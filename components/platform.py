@@ -4,6 +4,7 @@
 K3s:     Calico ──► MetalLB      (in parallel after the CNI)
                 └─► storage      (Longhorn | OpenEBS)
 Gardener:           storage      (Cinder; the shoot brings its CNI and load balancers)
+both:    after_base() ──► Vault  (Transit + Raft HA in vault-core; `vault_auth_roles` go to its bootstrap)
 ```
 The provider arrives through ``opts`` (``providers=[k8s_provider]``) and reaches every child
 by inheritance. Each add-on exposes ``ready``; the layer's ``ready`` resolves once all of
