@@ -357,3 +357,33 @@ def test_default_replicas_on_a_small_cluster_warn() -> None:
     assert any("platform:vault.replicas: 3 replicas need 3 nodes" in e
                for e in errors({"platform:nodes": [node], "platform:storage": storage,
                                 "platform:vault": {"replicas": 3}}))
+
+
+def under_vault(rec: Recording) -> list[Resource]:
+    [root] = [r for r in rec if r.type == "platform:vault:Vault"]
+    return [r for r in rec if any(a.urn == root.urn for a in rec.ancestors(r))]
+
+
+def test_preview_has_no_side_effect(homelab_run: Recording) -> None:
+    """Only declarative objects: nothing runs on `pulumi preview` (the Jobs run in the cluster on `up`)."""
+    types = {r.type for r in under_vault(homelab_run)}
+    assert not [t for t in types if t.startswith(("command:", "pulumi-python:dynamic"))]
+    assert {"kubernetes:batch/v1:Job", "kubernetes:apps/v1:Deployment", "tls:index/locallySignedCert:LocallySignedCert"
+            } <= types
+
+
+def test_render_shows_both_releases_and_the_bootstrap_with_no_secret(homelab_run: Recording, tmp_path: Any,
+                                                                     reference: Any) -> None:
+    from components.offline.render import render
+
+    files = render(homelab_run, tmp_path / "homelab")
+    names = {p.name for p in files}
+    assert {"homelab-platform-vault-transit.yaml", "homelab-platform-vault-ha.yaml",
+            "Job-homelab-platform-vault-bootstrap-transit.yaml", "Job-homelab-platform-vault-bootstrap-ha.yaml",
+            "Deployment-homelab-platform-vault-unsealer.yaml",
+            "NetworkPolicy-homelab-platform-vault-transit-netpol.yaml"} <= names
+    tls_secret = yaml.safe_load((tmp_path / "homelab/manifests/Secret-homelab-platform-vault-vault-ha-tls.yaml")
+                                .read_text())
+    assert tls_secret["stringData"] == "[secret]"
+    found = schema.check_render_dir(tmp_path / "homelab", reference)
+    assert found.errors == []
