@@ -28,6 +28,17 @@ DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
 }
 
 
+Pairs = tuple[tuple[str, Any], ...]  # a frozen mapping (StackConfig stays hashable)
+
+
+def _pairs(mapping: Mapping[str, Any]) -> Pairs:
+    return tuple(sorted((k, _pairs(v) if isinstance(v, Mapping) else v) for k, v in mapping.items()))
+
+
+def _unpair(pairs: Pairs) -> dict[str, Any]:
+    return {k: _unpair(v) if isinstance(v, tuple) else v for k, v in pairs}
+
+
 @dataclass(frozen=True)
 class Vault:
     """``platform:vault``. `node_selector`/`tolerations` None: the default placement for the kind."""
@@ -39,13 +50,24 @@ class Vault:
     storage_size: str = "10Gi"
     storage_class: str | None = None  # None: the stack's default StorageClass
     transit_storage_size: str = "1Gi"
-    resources: dict[str, dict[str, str]] = field(default_factory=lambda: {k: dict(v) for k, v in
-                                                                           DEFAULT_RESOURCES.items()})
-    node_selector: dict[str, str] | None = None
-    tolerations: tuple[dict[str, Any], ...] | None = None
+    resource_pairs: Pairs = field(default_factory=lambda: _pairs(DEFAULT_RESOURCES))
+    node_selector_pairs: Pairs | None = None
+    toleration_pairs: tuple[Pairs, ...] | None = None
     injector: bool = False
     ui_host: str | None = None
     ui_ingress_class: str | None = None
+
+    @property
+    def resources(self) -> dict[str, dict[str, str]]:
+        return _unpair(self.resource_pairs)
+
+    @property
+    def node_selector(self) -> dict[str, str] | None:
+        return None if self.node_selector_pairs is None else _unpair(self.node_selector_pairs)
+
+    @property
+    def tolerations(self) -> list[dict[str, Any]] | None:
+        return None if self.toleration_pairs is None else [_unpair(t) for t in self.toleration_pairs]
 
 
 def _resources(r: Reader, key: str) -> dict[str, dict[str, str]]:
@@ -147,8 +169,9 @@ def parse_vault(top: Reader, cluster_kind: str, nodes: tuple[Node, ...]) -> Vaul
             else:
                 # The default on a small cluster: said loudly, but not fatal (enabled by default).
                 top.problems.warn(v.key_path("replicas"), message + "; the HA pods would stay Pending")
-    return Vault(enabled, namespace or "vault-core", replicas, dev, size, storage_class, transit_size, resources,
-                 node_selector, tolerations, injector, ui_host, ui_class)
+    return Vault(enabled, namespace or "vault-core", replicas, dev, size, storage_class, transit_size,
+                 _pairs(resources), None if node_selector is None else _pairs(node_selector),
+                 None if tolerations is None else tuple(_pairs(t) for t in tolerations), injector, ui_host, ui_class)
 
 
 def _default_selector(nodes: tuple[Node, ...]) -> Mapping[str, str]:

@@ -387,3 +387,16 @@ def test_render_shows_both_releases_and_the_bootstrap_with_no_secret(homelab_run
     assert tls_secret["stringData"] == "[secret]"
     found = schema.check_render_dir(tmp_path / "homelab", reference)
     assert found.errors == []
+
+
+def test_config_stays_frozen_and_hashable() -> None:
+    cfg = homelab({"platform:vault": {"nodeSelector": {"example.com/role": "control"}, "tolerations": [
+        {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}], "resources": {"limits": {"cpu": "1"}}}})
+    assert hash(cfg) == hash(homelab({"platform:vault": {"nodeSelector": {"example.com/role": "control"},
+                                      "tolerations": [{"key": "dedicated", "operator": "Exists",
+                                                       "effect": "NoSchedule"}],
+                                      "resources": {"limits": {"cpu": "1"}}}}))
+    assert cfg.vault.tolerations == [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]
+    assert cfg.vault.resources == {"limits": {"cpu": "1"}}
+    placement = VaultArgs.from_config(cfg, "longhorn").placement
+    assert placement.tolerations == [{"effect": "NoSchedule", "key": "dedicated", "operator": "Exists"}]
