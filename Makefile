@@ -40,6 +40,7 @@ render-all: venv
 check-render: render-all
 	@scripts=$$(find build/render -name '*.sh' | sort); \
 	  if [ -n "$$scripts" ]; then shellcheck -s bash $$scripts && echo "shellcheck: $$(echo "$$scripts" | wc -l) scripts clean"; fi
+	@cd components/vault_sh && shellcheck -x -s bash *.sh && echo "shellcheck: Vault bootstrap and unsealer scripts clean (rendered into a ConfigMap)"
 	@if [ -d ../shared/reference ]; then \
 	  for s in $(STACKS); do echo "conformance: $$s"; $(PY) -m tests.addons.schema build/render/$$s || exit 1; done; \
 	else echo "conformance: skipped, ../shared/reference is not present"; fi
