@@ -3,7 +3,7 @@
 ```
               ┌──────────── vault-core ─────────────────────────────────────────────┐
  unsealer ───►│ vault-transit (1 pod, Raft)   transit/keys/autounseal                │
- (Deployment, │      ▲  sys/unseal with the key in Secret vault-transit-keys         │
+ (Deployment, │      ▲  sys/unseal with the key in Secret vault-transit-unseal       │
   loops)      │      │  encrypt/decrypt with the orphan periodic token               │
               │      │  (Secret vault-transit-seal-token -> VAULT_TOKEN)             │
               │ vault-ha-0..N-1 (Raft, retry_join every peer, seal "transit")        │
@@ -48,7 +48,8 @@ CLUSTER_PORT = 8201
 SEAL_KEY_NAME = "autounseal"
 SEAL_POLICY_NAME = "autounseal"
 SEAL_TOKEN_PERIOD = "768h"  # noqa: S105 - 32 days; renewed by Vault itself and checked hourly by the unsealer
-TRANSIT_KEYS_SECRET = "vault-transit-keys"  # noqa: S105 - Secret names, not values
+TRANSIT_UNSEAL_SECRET = "vault-transit-unseal"  # noqa: S105 - Secret names, not values
+TRANSIT_ROOT_SECRET = "vault-transit-root"  # noqa: S105
 SEAL_TOKEN_SECRET = "vault-transit-seal-token"  # noqa: S105
 HA_INIT_SECRET = "vault-ha-init"  # noqa: S105
 CA_CONFIGMAP = "vault-ca"
@@ -315,7 +316,8 @@ def bootstrap_rbac(args: VaultArgs) -> list[dict[str, Any]]:
     """ServiceAccounts, Roles and RoleBindings of the bootstrap Jobs and the unsealer.
 
     The bootstrap may create Secrets (create cannot be limited by name) and read and replace
-    exactly its three; the unsealer may read the Transit keys, read and replace the seal token,
+    exactly its three: it creates the Transit unseal key's Secret but cannot read it back; only
+    the unsealer can. The unsealer may read that and the Transit root token, read and replace the seal token,
     and list and delete pods (to restart crash-looping HA pods after a cold start). Neither
     touches the TLS Secrets.
     """
@@ -325,10 +327,11 @@ def bootstrap_rbac(args: VaultArgs) -> list[dict[str, Any]]:
         BOOTSTRAP: [
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "update"],
-             "resourceNames": [TRANSIT_KEYS_SECRET, SEAL_TOKEN_SECRET, HA_INIT_SECRET]},
+             "resourceNames": [TRANSIT_ROOT_SECRET, SEAL_TOKEN_SECRET, HA_INIT_SECRET]},
         ],
         UNSEALER: [
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": [TRANSIT_KEYS_SECRET]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+             "resourceNames": [TRANSIT_UNSEAL_SECRET, TRANSIT_ROOT_SECRET]},
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "update"],
              "resourceNames": [SEAL_TOKEN_SECRET]},
             # After a cold start: restart HA pods crash-looping on a sealed Transit (unsealer.sh).
@@ -365,7 +368,8 @@ def tools_pod(args: VaultArgs, component: str, script_name: str, env: Mapping[st
             "command": ["bash", f"/scripts/{script_name}"],
             "env": _env({
                 "NAMESPACE": args.namespace, "VAULT_CACERT": "/vault-ca/ca.crt", "TMPDIR": "/tmp",  # noqa: S108 - a tmpfs emptyDir
-                "TRANSIT_KEYS_SECRET": TRANSIT_KEYS_SECRET, "SEAL_TOKEN_SECRET": SEAL_TOKEN_SECRET,
+                "TRANSIT_UNSEAL_SECRET": TRANSIT_UNSEAL_SECRET, "TRANSIT_ROOT_SECRET": TRANSIT_ROOT_SECRET,
+                "SEAL_TOKEN_SECRET": SEAL_TOKEN_SECRET, "UNSEALER_NAME": UNSEALER,
                 "HA_INIT_SECRET": HA_INIT_SECRET, "SEAL_KEY_NAME": SEAL_KEY_NAME,
                 "SEAL_POLICY_NAME": SEAL_POLICY_NAME, "SEAL_TOKEN_PERIOD": SEAL_TOKEN_PERIOD,
                 "TRANSIT_ADDR": args.transit_address, "WAIT_SECONDS": str(WAIT_SECONDS), **env,

@@ -15,7 +15,9 @@ umask 077
 K8S_API=${K8S_API:-https://kubernetes.default.svc}
 K8S_TOKEN_FILE=${K8S_TOKEN_FILE:-/var/run/secrets/kubernetes.io/serviceaccount/token}
 K8S_CA_FILE=${K8S_CA_FILE:-/var/run/secrets/kubernetes.io/serviceaccount/ca.crt}
-TRANSIT_KEYS_SECRET=${TRANSIT_KEYS_SECRET:-vault-transit-keys}
+TRANSIT_UNSEAL_SECRET=${TRANSIT_UNSEAL_SECRET:-vault-transit-unseal}
+TRANSIT_ROOT_SECRET=${TRANSIT_ROOT_SECRET:-vault-transit-root}
+UNSEALER_NAME=${UNSEALER_NAME:-vault-unsealer}
 SEAL_TOKEN_SECRET=${SEAL_TOKEN_SECRET:-vault-transit-seal-token}
 SEAL_KEY_NAME=${SEAL_KEY_NAME:-autounseal}
 SEAL_POLICY_NAME=${SEAL_POLICY_NAME:-autounseal}

@@ -3,7 +3,7 @@
 #
 # Every $INTERVAL seconds it unseals every Transit pod in $TRANSIT_PODS that is initialised and
 # sealed (a restart, a node loss, a power cut), with the unseal key from Secret
-# $TRANSIT_KEYS_SECRET, which only it and the bootstrap may read. Every $TOKEN_CHECK_SECONDS
+# $TRANSIT_UNSEAL_SECRET, which only it may read. Every $TOKEN_CHECK_SECONDS
 # it also checks the HA Vault's seal token and renews or re-issues it (ensure_seal_token), so an
 # expiring or revoked token never leaves the HA Vault unable to unseal after its next restart.
 # Right after it unseals Transit it deletes the HA pods in CrashLoopBackOff (they exited because
@@ -32,14 +32,16 @@ restart_crashlooping_ha() {
 
 round() {
   local addr unseal_key root ok=0
-  secret_get "$TRANSIT_KEYS_SECRET"
-  case $HTTP_STATUS in
-    200) ;;
-    404) log "Secret $NAMESPACE/$TRANSIT_KEYS_SECRET does not exist yet (the bootstrap creates it)"; return 1 ;;
-    *) log "cannot read Secret $NAMESPACE/$TRANSIT_KEYS_SECRET (HTTP $HTTP_STATUS)"; return 1 ;;
-  esac
-  unseal_key=$(secret_value unseal_key)
-  root=$(secret_value root_token)
+  local name
+  for name in "$TRANSIT_UNSEAL_SECRET" "$TRANSIT_ROOT_SECRET"; do
+    secret_get "$name"
+    case $HTTP_STATUS in
+      200) ;;
+      404) log "Secret $NAMESPACE/$name does not exist yet (the bootstrap creates it)"; return 1 ;;
+      *) log "cannot read Secret $NAMESPACE/$name (HTTP $HTTP_STATUS)"; return 1 ;;
+    esac
+    if [ "$name" = "$TRANSIT_UNSEAL_SECRET" ]; then unseal_key=$(secret_value unseal_key); else root=$(secret_value root_token); fi
+  done
   RESP_BODY=""
   UNSEALED=0
   for addr in $TRANSIT_PODS; do

@@ -152,11 +152,12 @@ def test_first_run_bootstraps_transit_in_order(lab: Lab) -> None:
                 "POST /v1/auth/token/create"]
     assert [c for c in calls if c in expected][: len(expected)] == expected
     assert lab.transit.seal_status()["sealed"] is False
-    assert set(lab.kube.secrets) >= {"vault-transit-keys", "vault-transit-seal-token", "vault-ha-init"}
+    assert set(lab.kube.secrets) >= {"vault-transit-unseal", "vault-transit-root", "vault-transit-seal-token",
+                                     "vault-ha-init"}
 
 
 def test_seal_token_is_orphan_periodic_renewable_and_limited(lab: Lab) -> None:
-    root = lab.kube.value("vault-transit-keys", "root_token")
+    root = lab.kube.value("vault-transit-root", "root_token")
     token = lab.kube.value("vault-transit-seal-token", "token")
     status, body = lab.transit.request("POST", "auth/token/lookup", {"token": token}, root)
     assert status == 200
@@ -215,7 +216,7 @@ def test_no_key_material_in_script_output(lab: Lab) -> None:
 def test_seal_token_is_renewed_when_short_and_reissued_when_revoked(lab: Lab) -> None:
     renewed = lab.run("unsealer.sh", ONESHOT="1", SEAL_TOKEN_RENEW_BELOW=str(10**9))
     assert renewed.returncode == 0 and "seal token renewed" in renewed.stderr
-    root = lab.kube.value("vault-transit-keys", "root_token")
+    root = lab.kube.value("vault-transit-root", "root_token")
     old = lab.kube.value("vault-transit-seal-token", "token")
     assert lab.transit.request("POST", "auth/token/revoke", {"token": old}, root)[0] == 204
     reissued = lab.run("unsealer.sh", ONESHOT="1")
@@ -290,7 +291,7 @@ def test_interrupted_after_init_refuses_instead_of_initialising_twice(fresh: Lab
     fresh.kube.fail_writes = 0
     second = fresh.run("bootstrap-transit.sh")
     assert second.returncode != 0
-    assert "is initialised but Secret vault-core/vault-transit-keys does not exist" in second.stderr
+    assert "is initialised but Secret vault-core/vault-transit-root does not exist" in second.stderr
     assert paths(fresh.transit.proxy.calls).count("PUT /v1/sys/init") == 1
     for run in fresh.runs:
         assert "root_token" not in run.stderr and "keys_base64" not in run.stderr
@@ -300,12 +301,12 @@ def test_store_retries_through_a_short_api_outage(fresh: Lab) -> None:
     fresh.kube.fail_writes = 2
     result = fresh.run("bootstrap-transit.sh")
     assert result.returncode == 0, result.stderr
-    assert "attempt 2/" in result.stderr and "vault-transit-keys" in fresh.kube.secrets
+    assert "attempt 2/" in result.stderr and "vault-transit-unseal" in fresh.kube.secrets
 
 
 def test_uninitialised_transit_with_old_keys_refuses(fresh: Lab) -> None:
-    fresh.kube.secrets["vault-transit-keys"] = fresh.kube._stored(
-        {"metadata": {"name": "vault-transit-keys"}, "stringData": {"unseal_key": "old", "root_token": "old"}})
+    fresh.kube.secrets["vault-transit-root"] = fresh.kube._stored(
+        {"metadata": {"name": "vault-transit-root"}, "stringData": {"root_token": "old"}})
     result = fresh.run("bootstrap-transit.sh")
     assert result.returncode != 0 and "its storage was lost" in result.stderr
     assert "PUT /v1/sys/init" not in paths(fresh.transit.proxy.calls)
@@ -316,12 +317,27 @@ def test_interrupted_after_the_keys_finishes_on_the_next_run(fresh: Lab) -> None
     fresh.kube.fail_names = {"vault-transit-seal-token"}
     first = fresh.run("bootstrap-transit.sh", STORE_ATTEMPTS="2")
     assert first.returncode != 0 and "cannot store Secret vault-core/vault-transit-seal-token" in first.stderr
-    assert "vault-transit-keys" in fresh.kube.secrets
+    assert {"vault-transit-unseal", "vault-transit-root"} <= set(fresh.kube.secrets)
     fresh.kube.fail_names = set()
     second = fresh.run("bootstrap-transit.sh")
     assert second.returncode == 0, second.stderr
     assert paths(fresh.transit.proxy.calls).count("PUT /v1/sys/init") == 1
     assert writes(fresh.transit.proxy.calls).count("POST /v1/sys/mounts/transit") == 1
     token = fresh.kube.value("vault-transit-seal-token", "token")
-    root = fresh.kube.value("vault-transit-keys", "root_token")
+    root = fresh.kube.value("vault-transit-root", "root_token")
     assert fresh.transit.request("POST", "auth/token/lookup", {"token": token}, root)[0] == 200
+
+
+def test_bootstrap_never_reads_the_unseal_key_and_waits_for_the_unsealer(fresh: Lab) -> None:
+    """Only the unsealer may read the Transit unseal key: a rerun on a sealed Transit waits for it."""
+    assert fresh.run("bootstrap-transit.sh").returncode == 0
+    fresh.transit.kill()
+    fresh.transit.start()
+    sealed = fresh.run("bootstrap-transit.sh", WAIT_SECONDS="2")
+    assert sealed.returncode != 0 and "waiting for the unsealer" in sealed.stderr
+    assert fresh.run("unsealer.sh", ONESHOT="1").returncode == 0
+    again = fresh.run("bootstrap-transit.sh")
+    assert again.returncode == 0, again.stderr
+    unseal_reads = [c for c in fresh.kube.calls if c.method == "GET" and c.path.endswith("/vault-transit-unseal")]
+    assert len(unseal_reads) == 1  # the unsealer's, none of the three bootstrap runs
+    assert paths(fresh.transit.proxy.calls).count("PUT /v1/sys/unseal") == 2  # first bootstrap, then the unsealer

@@ -205,7 +205,9 @@ def test_rbac_is_scoped_to_named_secrets() -> None:
         name: {n for r in rules if "get" in r["verbs"] for n in r.get("resourceNames", ["*"])}
         for name, rules in roles.items()
     }
-    assert readable["vault-unsealer"] == {"vault-transit-keys", "vault-transit-seal-token"}
+    assert readable["vault-unsealer"] == {"vault-transit-unseal", "vault-transit-root", "vault-transit-seal-token"}
+    # The Transit unseal key: only the unsealer may read it (the bootstrap creates it, blind).
+    assert "vault-transit-unseal" not in readable["vault-bootstrap"]
     assert [r["verbs"] for r in roles["vault-unsealer"] if r["resources"] == ["pods"]] == [["list", "delete"]]
     env = {e["name"]: e["value"] for e in
            vault.unsealer_deployment(args())["spec"]["template"]["spec"]["containers"][0]["env"]}
