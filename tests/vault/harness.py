@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import atexit
 import base64
 import http.client
 import importlib.resources
@@ -150,6 +151,7 @@ class Bao:
         self.env: dict[str, str] = {}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = self.dir / "server.log"
+        atexit.register(self.kill)  # never outlive the test run, even when a fixture fails in setup
 
     @property
     def addr(self) -> str:
