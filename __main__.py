@@ -49,3 +49,7 @@ if cluster is not None:
 pulumi.export("platformReady", platform.ready)
 if platform.argocd is not None:
     pulumi.export("argocdAdminPassword", platform.argocd.admin_password)
+if platform.vault is not None:
+    pulumi.export("vaultAddress", platform.vault.address)
+    pulumi.export("vaultCaCert", platform.vault.ca_cert)
+    pulumi.export("vaultRootToken", pulumi.Output.secret(platform.vault.root_token))

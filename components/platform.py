@@ -5,7 +5,8 @@ K3s:     Calico ──► MetalLB ──► Traefik ──► cert-manager + Clu
                 ├─► storage      (Longhorn | OpenEBS)
                 └─► snapshots    (CRDs, controller, VolumeSnapshotClass)
 Gardener:           storage      (Cinder, read from the shoot), Traefik ──► cert-manager
-both:    ... ──► Argo CD (after the base add-ons; it then syncs the GitOps roots)
+both:    after_base() ──► Vault  (Transit + Raft HA in vault-core; `vault_auth_roles` go to its bootstrap)
+                      └─► Argo CD (after Vault when it is on; it then syncs the GitOps roots)
 ```
 The provider arrives through ``opts`` (``providers=[k8s_provider]``) and reaches every child
 by inheritance; so does ``deleted_with`` (the cluster), forwarded by `kube.child_options`.
@@ -24,7 +25,9 @@ from typing import TypeVar
 import pulumi
 
 from components import argocd, calico, certs, ingress, metallb, snapshots, storage
+from components import vault as vault_component
 from components.config import StackConfig
+from components.vault_auth import VaultAuthRole
 
 C = TypeVar("C", bound=pulumi.ComponentResource)
 
@@ -43,6 +46,8 @@ def plan(cfg: StackConfig) -> tuple[str, ...]:
         steps.append("traefik")
     if certs.applies(cfg):
         steps.append("cert-manager")
+    if cfg.vault.enabled:
+        steps.append("vault")
     if argocd.applies(cfg):
         steps.append("argocd")
     return tuple(steps)
@@ -57,6 +62,7 @@ CHARTS_OF_STEP: dict[str, tuple[str, ...]] = {
     "traefik": ("traefik",),
     "cert-manager": ("certManager",),
     "argocd": ("argocd",),
+    "vault": ("vault",),
 }
 
 
@@ -90,8 +96,10 @@ class PlatformLayer(pulumi.ComponentResource):  # type: ignore[misc]
     ingress_class: str | None
     cluster_issuer: str | None
     argocd: argocd.ArgoCD | None
+    vault: vault_component.Vault | None
 
-    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None,
+                 vault_auth_roles: tuple[VaultAuthRole, ...] = ()) -> None:
         super().__init__("platform:platform:Layer", name, None, opts)
         self._deleted_with = opts.deleted_with if opts is not None else None
         self.addons: dict[str, pulumi.ComponentResource] = {}
@@ -124,11 +132,25 @@ class PlatformLayer(pulumi.ComponentResource):  # type: ignore[misc]
             self.certs = self._add("certs", certs.CertManager(
                 f"{name}-certs", certs.CertsArgs.from_config(cfg), self._after(self.cni, self.ingress)))
             self.cluster_issuer = self.certs.cluster_issuer
+        self.vault = None
         self.argocd = None
-        if argocd.applies(cfg):
-            # After the base add-ons (and Vault when it is on).
+        vault_args = (vault_component.VaultArgs.from_config(cfg, self.storage.storage_class, vault_auth_roles)
+                      if cfg.vault.enabled else None)
+        argocd_args = (argocd.ArgoCDArgs.from_config(cfg, vault_args is not None,
+                                                     vault_args.address if vault_args else None)
+                       if argocd.applies(cfg) else None)
+        if vault_args is not None:
+            # The Argo CD Vault Plugin's read-only role is written by Vault's bootstrap.
+            role = argocd.vault_auth_role(argocd_args) if argocd_args is not None else None
+            if role is not None:
+                vault_args = vault_component.VaultArgs.from_config(cfg, self.storage.storage_class,
+                                                                   (*vault_auth_roles, role))
+            self.vault = self._add("vault", vault_component.Vault(
+                f"{name}-vault", vault_args, self._after(*self.after_base())))
+        if argocd_args is not None:
+            # After the base add-ons and Vault (the plugin authenticates to it).
             self.argocd = self._add("argocd", argocd.ArgoCD(
-                f"{name}-argocd", argocd.ArgoCDArgs.from_config(cfg), self._after(*self.after_base())))
+                f"{name}-argocd", argocd_args, self._after(*self.after_base(), self.vault)))
         self.ready = pulumi.Output.all(*[a.ready for a in self.addons.values()]).apply(
             lambda flags: all(flags)
         )

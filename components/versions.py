@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 K3S_VERSION = "v1.34.2+k3s1"
 KUBE_VIP_VERSION = "v0.9.2"
+# The Vault bootstrap Jobs and the Transit unsealer: bash, curl, jq and coreutils in one image.
+VAULT_TOOLS_IMAGE = "alpine/k8s:1.34.2"
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ from components.config.existing import Existing, parse_existing
 from components.config.ingress import Ingress, parse_ingress
 from components.config.network import Network, parse_network
 from components.config.reader import NAMESPACE, Reader, Secret, secret_command, suggest
+from components.config.vault import Vault, parse_vault
 from components.netaddr import DNS_LABEL_RE
 from components.problems import ConfigError, Problems
 
@@ -92,6 +93,7 @@ class StackConfig:
     argocd: ArgoCD | None = None
     existing: Existing | None = None  # clusterKind existing: the kubeconfig of the cluster to install onto
     delete_unreachable: bool = False  # teardown switch for a cluster that is gone (README "Day 2")
+    vault: Vault = field(default_factory=Vault)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -105,12 +107,10 @@ class StackConfig:
 
 TOP_LEVEL_KEYS = (
     "clusterName", "clusterKind", "nodes", "ssh", "network", "k3s", "calico", "metallb", "storage",
-    "versions", "cleura", "ingress", "certs", "charts", "argocd", "existing", "deleteUnreachable",
+    "versions", "cleura", "ingress", "certs", "charts", "argocd", "existing", "deleteUnreachable", "vault",
 )
 SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey", "certsDns01Token", "argocdRepoSshKey",
                "argocdRepoToken", "argocdOidcClientSecret", "kubeconfig")
-# Until components/config/vault.py lands, Argo CD's vaultPlugin has no Vault to pair with.
-VAULT_ENABLED_DEFAULT = False
 
 
 def _decode(value: object) -> object:
@@ -207,7 +207,8 @@ def parse_stack_config(
         storage = parse_storage(top, "cinder", kind, (), secrets)
         ingress = parse_ingress(top, kind, None)
         certs = parse_certs(top, ingress, secrets)
-        argocd = parse_argocd(top, secrets, schedulable_shoot_nodes(cleura), VAULT_ENABLED_DEFAULT)
+        vault = parse_vault(top, kind, ())
+        argocd = parse_argocd(top, secrets, schedulable_shoot_nodes(cleura), vault.enabled)
         for unused in ("nodes", "ssh", "network", "k3s", "calico", "metallb"):
             if top.has(unused):
                 top.error(unused, "does not apply to clusterKind 'cleura' (Gardener runs the nodes, CNI and "
@@ -222,7 +223,8 @@ def parse_stack_config(
         top.finish()
         problems.raise_if_any()
         return StackConfig(project, stack, cluster_name, "cleura", charts, storage, cleura=cleura,
-                           ingress=ingress, certs=certs, argocd=argocd, delete_unreachable=delete_unreachable,
+                           ingress=ingress, certs=certs, argocd=argocd, vault=vault,
+                           delete_unreachable=delete_unreachable,
                            warnings=tuple(problems.warnings))
 
     if top.has("cleura"):
@@ -264,13 +266,14 @@ def parse_stack_config(
     storage = parse_storage(top, "longhorn", kind, nodes, secrets)
     ingress = parse_ingress(top, kind, metallb)
     certs = parse_certs(top, ingress, secrets)
-    argocd = parse_argocd(top, secrets, schedulable_control_nodes(nodes), VAULT_ENABLED_DEFAULT)
+    vault = parse_vault(top, kind, nodes)
+    argocd = parse_argocd(top, secrets, schedulable_control_nodes(nodes), vault.enabled)
     versions_r.finish()
     top.finish()
     problems.raise_if_any()
     return StackConfig(
         project, stack, cluster_name, "k3s", charts, storage, nodes, network, ssh, k3s, calico, metallb,
-        ingress=ingress, certs=certs, argocd=argocd, delete_unreachable=delete_unreachable,
+        ingress=ingress, certs=certs, argocd=argocd, vault=vault, delete_unreachable=delete_unreachable,
         warnings=tuple(problems.warnings),
     )
 
@@ -297,12 +300,13 @@ def _parse_existing_stack(top: Reader, versions_r: Reader, secrets: Mapping[str,
     storage = parse_storage(top, "provided", "existing", (), secrets)
     ingress = parse_ingress(top, "existing", metallb)
     certs = parse_certs(top, ingress, secrets)
-    argocd = parse_argocd(top, secrets, existing.schedulable_nodes if existing else 1, VAULT_ENABLED_DEFAULT)
+    vault = parse_vault(top, "existing", ())
+    argocd = parse_argocd(top, secrets, existing.schedulable_nodes if existing else 1, vault.enabled)
     versions_r.finish()
     top.finish()
     problems.raise_if_any()
     return StackConfig(project, stack, cluster_name, "existing", charts, storage, network=network, metallb=metallb,
-                       ingress=ingress, certs=certs, argocd=argocd, existing=existing,
+                       ingress=ingress, certs=certs, argocd=argocd, vault=vault, existing=existing,
                        delete_unreachable=delete_unreachable, warnings=tuple(problems.warnings))
 
 
@@ -359,6 +363,7 @@ __all__ = [
     "StackConfig",
     "Storage",
     "Taint",
+    "Vault",
     "Vip",
     "load_stack_config",
     "parse_stack_config",

@@ -264,6 +264,11 @@ class RecordingMocks(pulumi_mocks.Mocks):  # type: ignore[misc]
             state.setdefault("hex", digest[:length])
             if args.typ == "random:index/randomPassword:RandomPassword":
                 state.setdefault("bcryptHash", "$2a$10$" + digest[:53])
+        if args.typ.startswith("tls:"):
+            # pulumi-tls outputs: placeholder PEM text (the keys come back secret, as the SDK asks).
+            for key, label in (("privateKeyPem", "PRIVATE KEY"), ("certPem", "CERTIFICATE"),
+                               ("certRequestPem", "CERTIFICATE REQUEST")):
+                state.setdefault(key, f"-----BEGIN {label}-----\nMOCK{digest[:48]}\n-----END {label}-----\n")
         if args.typ.startswith("command:"):
             stdout = self.command_stdout(args) if self.command_stdout else ""
             state.setdefault("stdout", stdout)

@@ -54,6 +54,11 @@ OPEN_MAP_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("redis-ha", "haproxy", "deploymentStrategy"), ("redis-ha", "haproxy", "additionalAffinities"),
         ("redis-ha", "additionalAffinities"), ("configs", "cmp", "plugins"),
     ),
+    "vault": (("server", "extraEnvironmentVars"),),  # name -> value, like `env`
+}
+# Values the chart's templates read that values.yaml only shows in a comment (INDEX.md section 3).
+COMMENTED_VALUES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "vault": (("server", "readinessProbe", "path"),),
 }
 # tigera-operator: these values become the spec of a custom resource (minus `enabled`).
 CHART_RESOURCE_KEYS: dict[str, dict[str, tuple[str, str]]] = {
@@ -329,6 +334,8 @@ def _walk(ref: ChartRef, mine: Mapping[str, Any], layers: list[Layer], path: tup
         name = f"{ref.chart} {ref.version}: {_dotted(here)}"
         present = [layer for layer in layers if key in layer.tree]
         sub_roots = [Layer(_file(ref.root, f), f, exact) for prefix, f, exact, _ in ref.subcharts if prefix == here]
+        if not present and not sub_roots and here in COMMENTED_VALUES.get(ref.chart, ()):
+            continue
         if not present and not sub_roots:
             message = f"{name} is not a value of the chart" + (
                 f" (looked in {', '.join(sorted({layer.source for layer in layers}))})" if layers else ""

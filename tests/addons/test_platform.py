@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ BGP = {
 
 
 def layer(cfg: StackConfig, captured: dict[str, Any] | None = None) -> Recording:
+    # The base add-ons alone: Vault (on by default, after them) has its own tests in tests/vault.
+    cfg = dataclasses.replace(cfg, vault=dataclasses.replace(cfg.vault, enabled=False))
+
     def build(provider: pulumi.ProviderResource) -> None:
         built = PlatformLayer(f"{cfg.cluster_name}-platform", cfg, pulumi.ResourceOptions(providers=[provider]))
         if captured is not None:
@@ -82,14 +86,16 @@ def test_homelab_gets_calico_metallb_longhorn_snapshots_traefik_and_cert_manager
 
 
 def test_plan_matches_what_is_built() -> None:
-    extras = ("snapshots", "traefik", "cert-manager")
+    extras = ("snapshots", "traefik", "cert-manager", "vault")
     assert platform.plan(homelab()) == ("calico", "metallb", "longhorn", *extras, "argocd")
     assert platform.plan(homelab({"platform:calico": {"enabled": False}})) == ("metallb", "longhorn", *extras,
                                                                                 "argocd")
     assert platform.plan(homelab({"platform:argocd": None})) == ("calico", "metallb", "longhorn", *extras)
-    assert platform.plan(cleura()) == ("cinder", "traefik", "cert-manager")
+    assert platform.plan(homelab({"platform:vault": {"enabled": False}})) == (
+        "calico", "metallb", "longhorn", "snapshots", "traefik", "cert-manager", "argocd")
+    assert platform.plan(cleura()) == ("cinder", "traefik", "cert-manager", "vault")
     off = {"platform:ingress": {"enabled": False}, "platform:certs": {"enabled": False}}
-    assert platform.plan(homelab(off)) == ("calico", "metallb", "longhorn", "snapshots", "argocd")
+    assert platform.plan(homelab(off)) == ("calico", "metallb", "longhorn", "snapshots", "vault", "argocd")
 
 
 def test_nothing_is_installed_twice(homelab_run: Recording) -> None:

@@ -60,12 +60,13 @@ def test_longhorn_to_hostpath_changes_host_preparation_and_storage_only(program:
     storage = {name for name in changed if name.startswith(("homelab-platform-storage",
                                                              "homelab-platform-snapshots-class"))}
     host_preparation = {name for name in changed if by_name[name].type == "command:remote:Command"}
+    vault = {name for name in changed if name.startswith("homelab-platform-vault")}  # waits for storage, uses its class
     assert storage, "the storage release did not change"
     assert host_preparation, "the host preparation did not change"
     # Argo CD waits for the storage component, whose URN names the engine: only its dependencies move.
     argocd = {name for name in changed if name.startswith("homelab-platform-argocd")}
     assert all(_without_dependencies(longhorn, name) == _without_dependencies(hostpath, name) for name in argocd)
-    assert changed == storage | host_preparation | argocd
+    assert changed == storage | host_preparation | argocd | vault
     assert all(by_name[name].type != RELEASE or by_name[name].inputs["chart"] == "openebs" for name in storage)
 
 
@@ -74,7 +75,8 @@ def test_gardener_stack_installs_no_cni_and_no_load_balancer(program: RunProgram
     if not cleura:
         pytest.skip("no clusterKind: cleura stack in the repository")
     rec = run(program, cleura[0])
-    types = {r.type for r in rec if "-platform-argocd" not in r.name}  # Argo CD comes as a chart on both kinds
+    # Argo CD and Vault come on both kinds (tests/argocd, tests/vault).
+    types = {r.type for r in rec if "-platform-argocd" not in r.name and "-platform-vault" not in r.name}
     assert "platform:storage:Cinder" in types
     assert not any(t.startswith(("platform:calico", "platform:metallb", "platform:snapshots")) for t in types)
     charts = sorted(r.inputs["chart"] for r in rec.of_type(RELEASE))
