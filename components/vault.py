@@ -365,7 +365,7 @@ def tools_pod(args: VaultArgs, component: str, script_name: str, env: Mapping[st
         "containers": [{
             "name": component,
             "image": args.tools_image,
-            "command": ["bash", f"/scripts/{script_name}"],
+            "command": ["/bin/bash", f"/scripts/{script_name}"],
             "env": _env({
                 "NAMESPACE": args.namespace, "VAULT_CACERT": "/vault-ca/ca.crt", "TMPDIR": "/tmp",  # noqa: S108 - a tmpfs emptyDir
                 "TRANSIT_UNSEAL_SECRET": TRANSIT_UNSEAL_SECRET, "TRANSIT_ROOT_SECRET": TRANSIT_ROOT_SECRET,

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 K3S_VERSION = "v1.34.2+k3s1"
 KUBE_VIP_VERSION = "v0.9.2"
-# The Vault bootstrap Jobs and the Transit unsealer: bash, curl, jq and coreutils in one image.
-VAULT_TOOLS_IMAGE = "alpine/k8s:1.34.2"
 
 
 @dataclass(frozen=True)
@@ -83,6 +81,13 @@ class ImagePin:
 
 
 IMAGES: dict[str, ImagePin] = {
+    # Vault's bootstrap Jobs and unsealer (bash scripts using curl, jq and kubectl): alpine-docker/k8s
+    # Dockerfile: FROM alpine; `apk add curl ca-certificates bash git`, later `apk add jq`; kubectl
+    # of the tag's version in /usr/bin. The tag follows the K3s minor's kubectl.
+    "vaultTools": ImagePin(
+        "docker.io/alpine/k8s", "1.34.2", "alpine-docker/k8s:Dockerfile", "alpine", "/bin/bash",
+        ("kubectl", "curl", "jq", "bash"),
+    ),
     # MetalLB's webhook gate: the K3s image of the cluster's own version. k3s-io/k3s
     # package/Dockerfile: final stage FROM scratch, filled from k3s-root's busybox userland
     # (its `collect` stage runs RUN steps, so /bin/sh exists; root's shell is /bin/sh);
@@ -136,3 +141,6 @@ SNAPSHOT_CRD_PLURALS = ("volumesnapshotclasses", "volumesnapshotcontents", "volu
 ARGOCD_VERSION = "v3.4.4"
 ARGOCD_IMAGE = "quay.io/argoproj/argocd"
 ARGOCD_VAULT_PLUGIN_VERSION = "1.18.1"
+
+
+VAULT_TOOLS_IMAGE = IMAGES["vaultTools"].ref

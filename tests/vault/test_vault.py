@@ -250,7 +250,7 @@ def test_tools_pods_are_locked_down() -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}} in pod["volumes"]
-    assert container["command"] == ["bash", "/scripts/bootstrap-transit.sh"]
+    assert container["command"] == ["/bin/bash", "/scripts/bootstrap-transit.sh"]
 
 
 def test_root_token_decoding() -> None:
