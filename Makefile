@@ -40,6 +40,8 @@ render-all: venv
 check-render: render-all
 	@scripts=$$(find build/render -name '*.sh' | sort); \
 	  if [ -n "$$scripts" ]; then shellcheck -s bash $$scripts && echo "shellcheck: $$(echo "$$scripts" | wc -l) scripts clean"; fi
+	@sources=$$(find components -path '*/sh/*.sh' | sort); \
+	  if [ -n "$$sources" ]; then shellcheck -s bash $$sources && echo "shellcheck: $$(echo "$$sources" | wc -l) source files clean"; fi
 	@if [ -d ../shared/reference ]; then \
 	  for s in $(STACKS); do echo "conformance: $$s"; $(PY) -m tests.addons.schema build/render/$$s || exit 1; done; \
 	else echo "conformance: skipped, ../shared/reference is not present"; fi

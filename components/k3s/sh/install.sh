@@ -1,0 +1,197 @@
+# shellcheck shell=bash disable=SC2153 # SC2153: the values (VERSION, STATE_DIR) come from the values block
+# platform:k3s: Body of the install step: config from stdin, installer, start/restart, bounded readiness wait.
+# Static text: values are assigned by components/k3s/scripts.py before it; this header
+# (up to the '# ---' line) is not rendered.
+# ---
+
+if [ "$ROLE" = server ]; then SERVICE=k3s; else SERVICE=k3s-agent; fi
+UNIT_FILE=/etc/systemd/system/$SERVICE.service
+MARKER=$STATE_DIR/applied-config.sha256
+# The version the last successful run left running: an upgrade interrupted after the binary
+# was replaced but before the restart is finished by the next run.
+APPLIED_VERSION=$STATE_DIR/applied-version
+
+check_version() {
+  local installed problem
+  installed=$(installed_version)
+  if [ -n "$installed" ]; then
+    problem=$(version_problem "$installed" "$VERSION")
+    [ -z "$problem" ] || die "$problem (nothing was changed on this node)"
+  fi
+}
+
+write_config() {
+  local config
+  config=$(cat)
+  [[ $config == *"node-name:"* ]] || die "stdin did not carry this node's config.yaml"
+  put_text /etc/rancher/k3s/config.yaml 0600 "$config"$'\n'
+  if [ -n "$REGISTRIES_YAML" ]; then
+    put_text /etc/rancher/k3s/registries.yaml 0600 "$REGISTRIES_YAML"
+  else
+    remove_file /etc/rancher/k3s/registries.yaml
+  fi
+  if [ "$ROLE" = server ] && [ -n "$KUBE_VIP_MANIFEST" ]; then
+    put_text "$KUBE_VIP_PATH" 0600 "$KUBE_VIP_MANIFEST"
+  elif [ "$ROLE" = server ]; then
+    remove_file "$KUBE_VIP_PATH"
+  fi
+}
+
+stage_installer() {
+  local tmp first kept
+  if [ "$AIRGAP" = true ]; then
+    [ -f "$STAGE_DIR/install.sh" ] || die "airgap: $STAGE_DIR/install.sh was not staged"
+    put_file /usr/local/bin/k3s-install.sh 0755 <"$STAGE_DIR/install.sh"
+    return 0
+  fi
+  kept=$(cat "$STATE_DIR/installer.version" 2>/dev/null || true)
+  if [ -f /usr/local/bin/k3s-install.sh ] && [ "$kept" = "$VERSION" ]; then return 0; fi
+  tmp=$(mktemp)
+  TMP_FILES+=("$tmp")
+  curl -sfL --retry 3 --connect-timeout 10 --max-time 120 -o "$tmp" "$INSTALLER_URL" ||
+    die "could not download the K3s installer from $INSTALLER_URL"
+  first=""
+  read -r -n 2 first <"$tmp" || true
+  [ "$first" = "#!" ] || die "$INSTALLER_URL did not return a shell script"
+  put_file /usr/local/bin/k3s-install.sh 0755 <"$tmp"
+  put_text "$STATE_DIR/installer.version" 0644 "$VERSION"$'\n'
+}
+
+# resolve_stage_dir: a non-root SSH user's uploads land in its home (SFTP runs without sudo).
+resolve_stage_dir() {
+  local home
+  case $STAGE_DIR in /*) return 0 ;; esac
+  home=$(getent passwd "$STAGE_USER" | cut -d: -f6 || true)
+  [[ $home == /* ]] || die "airgap: cannot find the home directory of $STAGE_USER, where its uploads land"
+  STAGE_DIR=$home/$STAGE_DIR
+}
+
+stage_airgap_artefacts() {
+  local staged new=/usr/local/bin/k3s.platform-new
+  [ -f "$STAGE_DIR/k3s" ] || die "airgap: $STAGE_DIR/k3s was not staged"
+  if cmp -s "$STAGE_DIR/k3s" /usr/local/bin/k3s; then
+    staged=$(installed_version)
+  else
+    # copied first and run from /usr/local/bin: the staging directory may be mounted noexec
+    install -m 0755 "$STAGE_DIR/k3s" "$new"
+    TMP_FILES+=("$new")
+    staged=$("$new" --version 2>/dev/null || true)
+    staged=${staged#k3s version }
+    staged=${staged%%[[:space:]]*}
+  fi
+  [ "$staged" = "$VERSION" ] || die "airgap: the staged k3s binary is '${staged}', the stack wants $VERSION"
+  if [ -f "$new" ]; then
+    mv -f "$new" /usr/local/bin/k3s
+    changed "installed the staged k3s $VERSION binary"
+  fi
+  if [ -n "$IMAGES_NAME" ]; then
+    [ -f "$STAGE_DIR/$IMAGES_NAME" ] || die "airgap: $STAGE_DIR/$IMAGES_NAME was not staged"
+    if ! cmp -s "$STAGE_DIR/$IMAGES_NAME" "/var/lib/rancher/k3s/agent/images/$IMAGES_NAME"; then
+      put_file "/var/lib/rancher/k3s/agent/images/$IMAGES_NAME" 0644 <"$STAGE_DIR/$IMAGES_NAME"
+    fi
+  fi
+}
+
+run_installer() {
+  local env=(PATH="$PATH" HOME=/root INSTALL_K3S_VERSION="$VERSION" INSTALL_K3S_EXEC="$ROLE"
+    INSTALL_K3S_SKIP_START=true)
+  if [ "$AIRGAP" = true ]; then env+=(INSTALL_K3S_SKIP_DOWNLOAD=true); fi
+  if [ "$SELINUX" != true ] || [ "$AIRGAP" = true ]; then env+=(INSTALL_K3S_SKIP_SELINUX_RPM=true); fi
+  if [ "$SELINUX" != true ]; then env+=(INSTALL_K3S_SELINUX_WARN=true); fi
+  log "running the K3s installer for $VERSION ($ROLE)"
+  timeout 900 env -i "${env[@]}" sh /usr/local/bin/k3s-install.sh >&2 || die "the K3s installer failed"
+  changed "installed K3s $VERSION"
+}
+
+config_digest() {
+  {
+    cat /etc/rancher/k3s/config.yaml
+    if [ -f /etc/rancher/k3s/registries.yaml ]; then cat /etc/rancher/k3s/registries.yaml; fi
+  } | sha256sum | cut -d' ' -f1
+}
+
+new_invocation() {
+  local now
+  now=$(systemctl show -p InvocationID --value "$SERVICE" 2>/dev/null || true)
+  [ -n "$now" ] && [ "$now" != "$1" ]
+}
+
+server_ready() {
+  local got
+  api_local_ready || return 1
+  got=$(kubectl_local get node "$NODE" 2>/dev/null \
+    -o 'jsonpath={.status.nodeInfo.kubeletVersion} {.metadata.labels.node-role\.kubernetes\.io/etcd}') || return 1
+  [ "$got" = "$VERSION true" ]
+}
+
+agent_ready() {
+  local kubeconfig=/var/lib/rancher/k3s/agent/kubelet.kubeconfig got
+  [ -r "$kubeconfig" ] || return 1
+  got=$(k3s kubectl --kubeconfig "$kubeconfig" --request-timeout=10s get node "$NODE" \
+    -o 'jsonpath={.status.nodeInfo.kubeletVersion}' 2>/dev/null) || return 1
+  [ "$got" = "$VERSION" ]
+}
+
+diagnose() {
+  systemctl status --no-pager "$SERVICE" >&2 || true
+  journalctl -u "$SERVICE" -n 40 --no-pager >&2 || true
+}
+
+check_version
+# Read before an airgapped binary is swapped in: a version change always re-runs the installer.
+installed=$(installed_version)
+write_config
+if [ "$ROLE" = server ] && [ "$CLUSTER_INIT" = true ] && [ ! -d /var/lib/rancher/k3s/server/db ]; then
+  refuse_second_bootstrap
+fi
+if [ "$AIRGAP" = true ]; then resolve_stage_dir; fi
+stage_installer
+if [ "$AIRGAP" = true ]; then stage_airgap_artefacts; fi
+applied=$(cat "$APPLIED_VERSION" 2>/dev/null || true)
+if [ -z "$applied" ]; then applied=$VERSION; fi  # first run, or a node from before the marker
+restart=0
+if [ ! -f "$UNIT_FILE" ] || [ "$installed" != "$VERSION" ] || [ "$applied" != "$VERSION" ]; then
+  run_installer
+  restart=1
+fi
+digest=$(config_digest)
+if [ "$(cat "$MARKER" 2>/dev/null || true)" != "$digest" ]; then restart=1; fi
+before=$(systemctl show -p InvocationID --value "$SERVICE" 2>/dev/null || true)
+state=$(systemctl is-active "$SERVICE" 2>/dev/null || true)
+started=0
+if ! systemctl is-enabled --quiet "$SERVICE"; then
+  systemctl enable --quiet "$SERVICE"
+  changed "enabled $SERVICE"
+fi
+case $state in
+  active | activating | reloading)
+    # 'activating' is a K3s stuck in start-up (Type=notify, no start timeout): 'start' would be a
+    # no-op and it would never read the new config or binary, so a change restarts it.
+    if [ "$restart" -eq 1 ]; then
+      systemctl restart --no-block "$SERVICE"
+      changed "restarted $SERVICE (was $state)"
+      started=1
+    elif [ "$state" != active ]; then
+      log "$SERVICE is $state and nothing changed: waiting for it"
+    fi
+    ;;
+  *)
+    systemctl start --no-block "$SERVICE"
+    changed "started $SERVICE"
+    started=1
+    ;;
+esac
+if [ "$started" -eq 1 ]; then
+  wait_until "a new $SERVICE process" "$READY_TIMEOUT" new_invocation "$before" ||
+    { diagnose; die "$SERVICE did not start"; }
+fi
+if [ "$ROLE" = server ]; then
+  wait_until "$NODE to serve the API and be an etcd member at $VERSION" "$READY_TIMEOUT" server_ready ||
+    { diagnose; die "$NODE did not become a ready etcd member within ${READY_TIMEOUT}s"; }
+else
+  wait_until "$NODE to register at $VERSION" "$READY_TIMEOUT" agent_ready ||
+    { diagnose; die "$NODE did not register within ${READY_TIMEOUT}s"; }
+fi
+put_text "$MARKER" 0600 "$digest"$'\n'
+put_text "$APPLIED_VERSION" 0600 "$VERSION"$'\n'
+finish

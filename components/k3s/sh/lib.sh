@@ -1,0 +1,118 @@
+# shellcheck shell=bash
+# platform:k3s: Shared library of every script: logging, change counting, idempotent file writes, bounded waits.
+# Static text: values are assigned by components/k3s/scripts.py before it; this header
+# (up to the '# ---' line) is not rendered.
+# ---
+
+log() { printf '[platform:k3s %s] %s\n' "${NODE:-?}" "$*" >&2; }
+die() { printf '[platform:k3s %s] ERROR: %s\n' "${NODE:-?}" "$*" >&2; exit 1; }
+CHANGES=0
+changed() { CHANGES=$((CHANGES + 1)); log "changed: $*"; }
+finish() { log "done: ${CHANGES} change(s)"; }
+
+TMP_FILES=()
+cleanup() {
+  local f
+  for f in ${TMP_FILES[@]+"${TMP_FILES[@]}"}; do rm -f -- "$f"; done
+}
+trap cleanup EXIT
+
+# tmp_beside DEST: sets TMP to a new empty file (mode 0600) in DEST's directory, creating it.
+tmp_beside() {
+  local dir
+  dir=$(dirname -- "$1")
+  if [ ! -d "$dir" ]; then
+    install -d -m 0755 -- "$dir"
+    changed "created $dir"
+  fi
+  TMP=$(mktemp -- "$dir/.platform.XXXXXX")
+  TMP_FILES+=("$TMP")
+}
+
+# commit_file DEST MODE: move TMP over DEST unless content and mode are already the same.
+commit_file() {
+  chmod "$2" -- "$TMP"
+  if [ -f "$1" ] && cmp -s -- "$TMP" "$1" && [ "$(stat -c '%a' -- "$1")" = "${2#0}" ]; then
+    rm -f -- "$TMP"
+    return 0
+  fi
+  mv -f -- "$TMP" "$1"
+  changed "wrote $1"
+}
+
+# put_file DEST MODE < content
+put_file() {
+  tmp_beside "$1"
+  cat >"$TMP"
+  commit_file "$1" "$2"
+}
+
+# put_text DEST MODE TEXT: TEXT is written by the printf builtin, never a process argument.
+put_text() {
+  tmp_beside "$1"
+  printf '%s' "$3" >"$TMP"
+  commit_file "$1" "$2"
+}
+
+remove_file() {
+  if [ -e "$1" ]; then
+    rm -f -- "$1"
+    changed "removed $1"
+  fi
+}
+
+in_list() {
+  local want=$1 item
+  shift
+  for item in "$@"; do
+    if [ "$item" = "$want" ]; then return 0; fi
+  done
+  return 1
+}
+
+# wait_until DESCRIPTION TIMEOUT COMMAND...: poll COMMAND until it succeeds; fail after TIMEOUT s.
+wait_until() {
+  local what=$1 timeout=$2 deadline
+  shift 2
+  deadline=$((SECONDS + timeout))
+  log "waiting (at most ${timeout}s) for ${what}"
+  until "$@"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "gave up waiting for ${what} after ${timeout}s"
+      return 1
+    fi
+    sleep "$POLL"
+  done
+}
+
+installed_version() {
+  local out
+  if [ -x /usr/local/bin/k3s ]; then
+    out=$(/usr/local/bin/k3s --version 2>/dev/null || true)
+    out=${out#k3s version }
+    printf '%s\n' "${out%%[[:space:]]*}"
+  fi
+}
+
+kubectl_local() { k3s kubectl --kubeconfig /etc/rancher/k3s/k3s.yaml --request-timeout=10s "$@"; }
+
+api_local_ready() {
+  [ -r /etc/rancher/k3s/k3s.yaml ] && kubectl_local get --raw=/readyz >/dev/null 2>&1
+}
+
+# refuse_second_bootstrap: a fresh first server must never start a second cluster next to a live one.
+refuse_second_bootstrap() {
+  local url answer
+  if ! command -v curl >/dev/null 2>&1; then
+    log "WARNING: curl is missing; cannot check the other servers for a running cluster"
+    return 0
+  fi
+  for url in ${OTHER_SERVER_URLS[@]+"${OTHER_SERVER_URLS[@]}"}; do
+    answer=$(curl -ks --connect-timeout 3 --max-time 5 "$url/ping" 2>/dev/null || true)
+    if [ "$answer" = pong ]; then
+      die "$url already runs K3s but the first server ${NODE} has none. The first server in the" \
+        "stack must be an existing member (cluster-init on it would start a separate cluster):" \
+        "put an existing server first in platform:nodes."
+    fi
+  done
+}
