@@ -80,7 +80,7 @@ class Vip:
     """A kube-vip ARP virtual IP for the API, placed before server 1 starts."""
 
     address: IPAddress
-    interface: str
+    interface: str | None  # None: each server uses the interface of its route to the VIP
 
 
 @dataclass(frozen=True)
@@ -305,7 +305,7 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
     if k.has("vip"):
         v = k.obj("vip")
         address_text = v.string("address", required=True)
-        interface = v.string("interface", "eth0", pattern=INTERFACE_RE, hint="a network interface name") or "eth0"
+        interface = v.string("interface", None, pattern=INTERFACE_RE, hint="a network interface name") or None
         v.finish()
         address = parse_ip(address_text)
         if address_text is not None and address is None:

@@ -51,7 +51,7 @@ class VipSpec:
     """kube-vip in ARP mode, serving the API on `address` from the servers."""
 
     address: str
-    interface: str
+    interface: str | None  # None: detected on each server (the route to the VIP); kube-vip picks it too
     kube_vip_version: str
 
 
@@ -265,7 +265,7 @@ def _validate(a: K3sClusterArgs, p: Problems) -> None:
     if a.vip is not None:
         if parse_ip(a.vip.address) is None:
             p.error(f"{path}.vip.address", f"{a.vip.address!r} is not an IP address")
-        if not INTERFACE_RE.fullmatch(a.vip.interface):
+        if a.vip.interface is not None and not INTERFACE_RE.fullmatch(a.vip.interface):
             p.error(f"{path}.vip.interface", f"{a.vip.interface!r} is not an interface name")
         if not KUBE_VIP_VERSION_RE.fullmatch(a.vip.kube_vip_version):
             p.error("platform:versions.kubeVip", f"{a.vip.kube_vip_version!r} is not a tag like v0.9.2")

@@ -101,7 +101,7 @@ def describe(args: K3sClusterArgs) -> str:
     agents = [n.name for n in args.agents]
     lines = [
         f"{len(args.nodes)} nodes: {len(servers)} servers, {len(agents)} agents; API at {args.api_endpoint}"
-        + (f" (kube-vip ARP VIP on {args.vip.interface})" if args.vip else ""),
+        + (f" (kube-vip ARP VIP on {args.vip.interface or 'the interface of the route to it'})" if args.vip else ""),
         "servers, one at a time: " + " -> ".join(servers),
         f"agents, in parallel once the API answers: {', '.join(agents) or '(none)'}",
         f"critical path, {len(path)} remote steps: " + " -> ".join(path),

@@ -190,12 +190,18 @@ def kube_vip_manifest(args: K3sClusterArgs) -> str | None:
         return None
     vip = args.vip
     labels = {"app.kubernetes.io/name": "kube-vip", "app.kubernetes.io/managed-by": "platform"}
+    # Without vip_interface kube-vip uses the default-route interface of each node; the install
+    # script checks, per server, that it is the interface of the route to the VIP.
+    interface = {"vip_interface": vip.interface} if vip.interface else {}
     env = {
-        "vip_arp": "true", "port": str(API_PORT), "vip_interface": vip.interface, "cp_enable": "true",
+        "vip_arp": "true", "port": str(API_PORT), **interface, "cp_enable": "true",
         "cp_namespace": "kube-system", "svc_enable": "false", "vip_leaderelection": "true",
         "vip_leasename": "plndr-cp-lock", "vip_leaseduration": "5", "vip_renewdeadline": "3",
         "vip_retryperiod": "1", "address": vip.address,
     }
+    env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in env.items()]
+    # The leader-election identity: the node name, not the hostname (cloned VMs share hostnames).
+    env_list.append({"name": "vip_nodename", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
     docs: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": {"name": "kube-vip", "namespace": "kube-system", "labels": labels}},
@@ -231,7 +237,7 @@ def kube_vip_manifest(args: K3sClusterArgs) -> str | None:
                          "image": f"ghcr.io/kube-vip/kube-vip:{vip.kube_vip_version}",
                          "imagePullPolicy": "IfNotPresent",
                          "args": ["manager"],
-                         "env": [{"name": k, "value": v} for k, v in env.items()],
+                         "env": env_list,
                          "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
                      }],
                      "hostNetwork": True,

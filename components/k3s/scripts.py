@@ -238,6 +238,8 @@ def install_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
         "REGISTRIES_YAML": render.registries_yaml(args) or "",
         "KUBE_VIP_PATH": render.KUBE_VIP_MANIFEST_PATH,
         "KUBE_VIP_MANIFEST": (render.kube_vip_manifest(args) or "") if node.role == "server" else "",
+        "VIP_ADDRESS": args.vip.address if args.vip and node.role == "server" else "",
+        "VIP_INTERFACE": (args.vip.interface or "") if args.vip and node.role == "server" else "",
     }
     return assemble(f"install or upgrade K3s ({node.role})", values, INSTALL_BODY)
 

@@ -155,6 +155,31 @@ case $1 in -r) echo 6.1.0-sandbox ;; -m) echo x86_64 ;; *) echo Linux ;; esac
 
 STUBS["journalctl"] = "#!/bin/bash\nexit 0\n"
 
+STUBS["ip"] = r"""#!/bin/bash
+# ip stub: routes from /stub/ip/{route-dev,default-dev,addr-to}; interfaces are /sys/class/net/*.
+args=" $* "
+case $args in
+  *" route get "*) d=$(cat /stub/ip/route-dev 2>/dev/null || true)
+    [ -n "$d" ] && echo "${*: -1} dev $d src 192.0.2.51 uid 0" ;;
+  *" route show default"*) d=$(cat /stub/ip/default-dev 2>/dev/null || true)
+    [ -n "$d" ] && echo "default via 192.0.2.1 dev $d proto static" ;;
+  *" addr show to "*) cat /stub/ip/addr-to 2>/dev/null || true ;;
+  *) echo "ip stub: unsupported $*" >&2; exit 1 ;;
+esac
+exit 0
+"""
+
+# /stub/vip-taken: another host answers for the VIP (arping -D sees a reply, ping answers).
+STUBS["arping"] = r"""#!/bin/bash
+echo "arping $*" >>/stub/calls.log
+[ -e /stub/vip-taken ] && exit 1
+exit 0
+"""
+
+STUBS["ping"] = r"""#!/bin/bash
+[ -e /stub/vip-taken ]
+"""
+
 STUBS["curl"] = r"""#!/bin/bash
 echo "curl $*" >>/stub/calls.log
 out="" url=""
@@ -288,6 +313,11 @@ class Sandbox:
         self._write(r / "proc/cpuinfo", "processor\t: 0\nflags\t\t: fpu sse4_1 sse4_2 avx\n")
         self._write(r / "stub/calls.log", "")
         self._write(r / "stub/internal-ip", "192.0.2.54\n")
+        # A stock Debian 12 / RHEL 9 VM: predictable interface names, the default route on ens18.
+        for iface in ("lo", "ens18"):
+            (r / "sys/class/net" / iface).mkdir(parents=True, exist_ok=True)
+        self._write(r / "stub/ip/route-dev", "ens18\n")
+        self._write(r / "stub/ip/default-dev", "ens18\n")
         for key in ("net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "vm/nr_hugepages"):
             self._write(r / "proc/sys" / key, "0\n")
         if family != "debian":

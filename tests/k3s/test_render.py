@@ -114,8 +114,12 @@ def test_kube_vip_manifest_serves_the_vip_in_arp_mode_on_control_plane_nodes() -
     kinds = [d["kind"] for d in docs]
     assert kinds == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet"]
     pod = docs[3]["spec"]["template"]["spec"]
-    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
-    assert env["address"] == "192.0.2.49" and env["vip_interface"] == "eth0" and env["vip_arp"] == "true"
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"] if "value" in e}
+    # No interface in the stack: kube-vip uses each node's default-route interface (checked per server).
+    assert env["address"] == "192.0.2.49" and "vip_interface" not in env and env["vip_arp"] == "true"
+    # The leader-election identity is the node name (the upstream generator's vip_nodename).
+    nodename = [e for e in pod["containers"][0]["env"] if e["name"] == "vip_nodename"]
+    assert nodename == [{"name": "vip_nodename", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]
     assert env["cp_enable"] == "true" and env["svc_enable"] == "false"
     assert pod["containers"][0]["image"] == "ghcr.io/kube-vip/kube-vip:v0.9.2"
     assert pod["hostNetwork"] is True
@@ -123,6 +127,9 @@ def test_kube_vip_manifest_serves_the_vip_in_arp_mode_on_control_plane_nodes() -
     expr = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert expr["nodeSelectorTerms"][0]["matchExpressions"][0]["key"] == "node-role.kubernetes.io/control-plane"
     assert render.kube_vip_manifest(dataclasses.replace(homelab_args(), vip=None)) is None
+    explicit = list(yaml.safe_load_all(render.kube_vip_manifest(sized_args(3, 1)) or ""))[3]
+    explicit_env = {e["name"]: e.get("value") for e in explicit["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert explicit_env["vip_interface"] == "eth0"  # an explicit k3s.vip.interface is kept
 
 
 K3S_KUBECONFIG = """apiVersion: v1

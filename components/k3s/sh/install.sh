@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2153 # SC2153: the values (VERSION, STATE_DIR) come from the values block
+# shellcheck shell=bash disable=SC2153 # SC2153: the values (VERSION, STATE_DIR, VIP_*) come from the values block
 # platform:k3s: Body of the install step: config from stdin, installer, start/restart, bounded readiness wait.
 # Static text: values are assigned by components/k3s/scripts.py before it; this header
 # (up to the '# ---' line) is not rendered.
@@ -132,12 +132,81 @@ agent_ready() {
   [ "$got" = "$VERSION" ]
 }
 
+# dev_of LINE: the word after 'dev' in a line of `ip -o route` output.
+dev_of() {
+  local words i
+  read -r -a words <<<"$1" || true
+  for ((i = 0; i + 1 < ${#words[@]}; i++)); do
+    if [ "${words[i]}" = dev ]; then
+      printf '%s\n' "${words[i + 1]}"
+      return 0
+    fi
+  done
+}
+
+# route_interface ADDRESS: the interface of this host's route to ADDRESS (the one holding it when local).
+route_interface() {
+  local dev words
+  dev=$(dev_of "$(ip -o route get "$1" 2>/dev/null | head -n 1 || true)")
+  if [ "$dev" = lo ]; then
+    # the VIP is on this host already (kube-vip leads here): the interface that carries it
+    read -r -a words <<<"$(ip -o addr show to "$1" 2>/dev/null | head -n 1 || true)" || true
+    dev=${words[1]:-}
+  fi
+  printf '%s\n' "$dev"
+}
+
+default_interface() {
+  local family=-4
+  if [[ $1 == *:* ]]; then family=-6; fi
+  dev_of "$(ip "$family" -o route show default 2>/dev/null | head -n 1 || true)"
+}
+
+# vip_answers: another host already answers for the VIP (ARP duplicate detection, else ping).
+vip_answers() {
+  local rc=0
+  if [[ $VIP_ADDRESS != *:* ]] && command -v arping >/dev/null 2>&1; then
+    arping -q -D -c 2 -w 3 -I "$VIP_IFACE" "$VIP_ADDRESS" >/dev/null 2>&1 || rc=$?
+    [ "$rc" -eq 1 ]
+    return
+  fi
+  command -v ping >/dev/null 2>&1 && ping -c 2 -W 1 -q "$VIP_ADDRESS" >/dev/null 2>&1
+}
+
+# check_vip: before K3s starts, the interface kube-vip will use exists here and, on a fresh
+# cluster, nothing else already answers for the VIP (kube-vip would fight it for the address).
+check_vip() {
+  local route default have
+  route=$(route_interface "$VIP_ADDRESS")
+  have=$(cd /sys/class/net 2>/dev/null && printf '%s ' *)
+  if [ -n "$VIP_INTERFACE" ]; then
+    VIP_IFACE=$VIP_INTERFACE
+    [ -e "/sys/class/net/$VIP_IFACE" ] || die "k3s.vip.interface is '$VIP_IFACE' but server $NODE has no such" \
+      "interface (it has: ${have% }); set k3s.vip.interface to the interface of" \
+      "the VIP's network${route:+ (here: $route)}, or remove it to use the interface of the route to the VIP"
+  else
+    [ -n "$route" ] || die "server $NODE has no route to the VIP $VIP_ADDRESS: set k3s.vip.interface"
+    [ -e "/sys/class/net/$route" ] || die "server $NODE routes the VIP $VIP_ADDRESS via '$route', which is not an interface"
+    default=$(default_interface "$VIP_ADDRESS")
+    # kube-vip without vip_interface takes the default-route interface: it must be the VIP's
+    [ "$route" = "$default" ] || die "server $NODE reaches the VIP $VIP_ADDRESS via $route but its default route" \
+      "uses ${default:-no interface}; kube-vip would announce the VIP on the wrong interface: set k3s.vip.interface: $route"
+    VIP_IFACE=$route
+  fi
+  log "kube-vip interface on $NODE: $VIP_IFACE"
+  if [ "$CLUSTER_INIT" = true ] && [ ! -d /var/lib/rancher/k3s/server/db ] && vip_answers; then
+    die "the VIP $VIP_ADDRESS already answers on $VIP_IFACE before this cluster exists: another host uses it." \
+      "Choose a free address for k3s.vip.address (nothing was changed on $NODE)"
+  fi
+}
+
 diagnose() {
   systemctl status --no-pager "$SERVICE" >&2 || true
   journalctl -u "$SERVICE" -n 40 --no-pager >&2 || true
 }
 
 check_version
+if [ "$ROLE" = server ] && [ -n "$VIP_ADDRESS" ]; then check_vip; fi
 # Read before an airgapped binary is swapped in: a version change always re-runs the installer.
 installed=$(installed_version)
 write_config

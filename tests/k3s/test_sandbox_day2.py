@@ -1,0 +1,76 @@
+"""Issue 9 in the chroot sandbox: stock-host first runs (VIP interface, CA bundle, proxy)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from components.k3s import render, scripts
+from components.k3s.args import K3sClusterArgs, VipSpec
+
+from .sandbox import Sandbox, unshare_available
+from .stacks import FAST, homelab_args
+
+pytestmark = pytest.mark.skipif(not unshare_available(), reason="needs unshare (mount namespace) and chroot")
+
+SECRETS = render.ConfigSecrets("k" * 64, "g" * 64, "s3-secret")
+
+
+@pytest.fixture
+def homelab() -> K3sClusterArgs:
+    return dataclasses.replace(homelab_args(), timeouts=FAST)
+
+
+def install(sb: Sandbox, args: K3sClusterArgs, index: int):  # type: ignore[no-untyped-def]
+    node = args.nodes[index]
+    return sb.run(scripts.install_script(args, node), stdin=render.render_node_config(args, node, SECRETS))
+
+
+def test_vip_on_a_predictably_named_interface_is_detected_from_the_route(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    assert homelab.vip is not None and homelab.vip.interface is None  # the homelab stack names none
+    sb = Sandbox(tmp_path)  # ens18, default route on it
+    result = install(sb, homelab, 0)
+    assert result.returncode == 0, result.stderr
+    assert "kube-vip interface on k3s-control-01: ens18" in result.stderr
+    assert "vip_interface" not in sb.path(render.KUBE_VIP_MANIFEST_PATH).read_text()
+    assert any(c.startswith("arping -q -D -c 2 -w 3 -I ens18 192.0.2.49") for c in sb.calls())
+
+
+def test_vip_route_off_the_default_interface_is_refused_with_the_fix(tmp_path: Path, homelab: K3sClusterArgs) -> None:
+    sb = Sandbox(tmp_path)
+    (sb.path("/sys/class/net/enp2s0")).mkdir()
+    sb.path("/stub/ip/route-dev").write_text("enp2s0\n")
+    result = install(sb, homelab, 0)
+    assert result.returncode != 0
+    assert "server k3s-control-01 reaches the VIP 192.0.2.49 via enp2s0" in result.stderr
+    assert "set k3s.vip.interface: enp2s0" in result.stderr
+    assert not any(c.startswith("installer") for c in sb.calls())  # K3s never started
+
+
+def test_an_explicit_interface_that_does_not_exist_is_refused_naming_the_node(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    assert homelab.vip is not None
+    args = dataclasses.replace(homelab, vip=VipSpec(homelab.vip.address, "eth0", homelab.vip.kube_vip_version))
+    sb = Sandbox(tmp_path)
+    result = install(sb, args, 0)
+    assert result.returncode != 0
+    assert "k3s.vip.interface is 'eth0' but server k3s-control-01 has no such interface" in result.stderr
+    assert "it has: ens18 lo" in result.stderr and "(here: ens18)" in result.stderr
+    assert not sb.path("/etc/rancher/k3s/config.yaml").exists()
+
+
+def test_a_vip_that_already_answers_stops_a_fresh_cluster(tmp_path: Path, homelab: K3sClusterArgs) -> None:
+    sb = Sandbox(tmp_path)
+    sb.path("/stub/vip-taken").touch()
+    result = install(sb, homelab, 0)
+    assert result.returncode != 0
+    assert "the VIP 192.0.2.49 already answers on ens18 before this cluster exists" in result.stderr
+    assert not any(c.startswith(("installer", "systemctl start")) for c in sb.calls())
+    # A joining server expects the VIP to answer (kube-vip on server 1 holds it): no ARP probe there.
+    join = install(sb, homelab, 1)
+    assert join.returncode == 0, join.stderr
