@@ -74,3 +74,18 @@ def test_a_vip_that_already_answers_stops_a_fresh_cluster(tmp_path: Path, homela
     # A joining server expects the VIP to answer (kube-vip on server 1 holds it): no ARP probe there.
     join = install(sb, homelab, 1)
     assert join.returncode == 0, join.stderr
+
+
+@pytest.mark.parametrize("family", ["debian", "rhel"])
+def test_prepare_installs_the_ca_bundle_on_minimal_hosts(tmp_path: Path, homelab: K3sClusterArgs, family: str) -> None:
+    sb = Sandbox(tmp_path, family)
+    script = scripts.prepare_script(homelab, homelab.servers[0])
+    if family == "rhel":
+        sb.path("/stub/pkgs/firewalld").touch()
+    first = sb.run(script)
+    assert first.returncode == 0, first.stderr
+    tool = "apt-get -o DPkg::Lock::Timeout=300 install" if family == "debian" else "dnf install"
+    assert any(c.startswith(tool) and "ca-certificates" in c.split() for c in sb.calls()), sb.calls()
+    sb.reset_calls()
+    again = sb.run(script)
+    assert again.returncode == 0 and not any("ca-certificates" in c for c in sb.calls())

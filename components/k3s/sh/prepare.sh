@@ -241,6 +241,9 @@ prepare_storage() {
 
 detect_os
 if [ "$AIRGAP" != true ] && ! command -v curl >/dev/null 2>&1; then ensure_packages curl; fi
+# Minimal installs lack the CA bundle (--no-install-recommends curl does not pull it): without it
+# the installer download and K3s's own image pulls fail TLS. Same package name on RHEL.
+if [ "$AIRGAP" != true ]; then ensure_packages ca-certificates; fi
 ensure_modules
 ensure_sysctls
 disable_swap
