@@ -111,6 +111,20 @@ class Airgap:
     install_script: str | None = None  # local path of install.sh
 
 
+# A proxy URL without credentials (they would sit in plain text in state and on every host).
+PROXY_URL_RE = r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?/?"
+NO_PROXY_RE = r"[A-Za-z0-9.*:_/\[\]-]{1,253}"
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """`k3s.proxy`: reaches the K3s installer (its downloads) and the K3s unit's environment."""
+
+    http: str | None = None
+    https: str | None = None
+    no_proxy: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class K3s:
     version: str
@@ -125,6 +139,25 @@ class K3s:
     registry_mirrors: tuple[tuple[str, tuple[str, ...]], ...]
     airgap: Airgap
     disable_local_storage: bool
+    proxy: Proxy | None = None
+    secrets_encryption: bool = True
+
+
+def parse_proxy(k: Reader) -> Proxy | None:
+    if not k.has("proxy"):
+        return None
+    p = k.obj("proxy")
+    hint = "an http(s)://host:port URL without credentials"
+    http = p.string("http", pattern=PROXY_URL_RE, hint=hint)
+    https = p.string("https", pattern=PROXY_URL_RE, hint=hint)
+    no_proxy = p.strings("noProxy")
+    for i, entry in enumerate(no_proxy):
+        if not re.fullmatch(NO_PROXY_RE, entry):
+            k.problems.error(f"{p.key_path('noProxy')}[{i}]", f"{describe(entry)} is not a host, domain or CIDR")
+    if http is None and https is None and not p.broken:
+        p.error("http", "a proxy needs 'http' and/or 'https' (e.g. http://proxy.example.com:3128)")
+    p.finish()
+    return Proxy(http, https, no_proxy)
 
 
 def parse_labels(reader: Reader, key: str) -> tuple[tuple[str, str], ...]:
@@ -354,8 +387,10 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
         a.error("enabled", "airgap needs 'binary' and 'installScript' (local paths to stage on every node)")
     a.finish()
     disable_local = k.boolean("disableLocalStorage", True)
+    proxy = parse_proxy(k)
+    secrets_encryption = k.boolean("secretsEncryption", True)
     k.finish()
     return K3s(
         version, endpoint, vip, kube_vip, sans, firewall, selinux, failover, etcd,  # type: ignore[arg-type]
-        tuple(sorted(mirrors)), airgap, disable_local,
+        tuple(sorted(mirrors)), airgap, disable_local, proxy=proxy, secrets_encryption=secrets_encryption,
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from components.config import Airgap, Bastion, Etcd, Secret, StackConfig
+from components.config.cluster import NO_PROXY_RE, PROXY_URL_RE, Proxy
 from components.k3s.upgrade import VERSION_RE, removal_problem, upgrade_problem
 from components.netaddr import DNS_LABEL_RE, DNS_NAME_RE, parse_ip
 from components.problems import ConfigError, Problems
@@ -115,6 +116,8 @@ class K3sClusterArgs:
     ssh_private_key: Secret | None = None
     bastion: Bastion | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    proxy: Proxy | None = None  # HTTP(S)_PROXY/NO_PROXY for the installer and the K3s unit
+    secrets_encryption: bool = True  # K3s secrets-encryption (the Vault component relies on it)
 
     def __post_init__(self) -> None:
         problems = Problems()
@@ -191,6 +194,7 @@ class K3sClusterArgs:
             failover_tuning=k3s.failover_tuning, etcd=k3s.etcd, registry_mirrors=k3s.registry_mirrors,
             airgap=k3s.airgap, disable_local_storage=k3s.disable_local_storage, storage=storage,
             ssh_private_key=ssh.private_key, bastion=ssh.bastion, timeouts=timeouts or Timeouts(),
+            proxy=k3s.proxy, secrets_encryption=k3s.secrets_encryption,
         )
 
 
@@ -295,6 +299,13 @@ def _validate(a: K3sClusterArgs, p: Problems) -> None:
                 p.error(f"{path}.airgap.{key}", f"{local!r} is not a file on this machine")
         if a.airgap.images and not a.airgap.images.endswith(AIRGAP_IMAGE_SUFFIXES):
             p.error(f"{path}.airgap.images", f"the images tarball must end in one of {AIRGAP_IMAGE_SUFFIXES}")
+    if a.proxy is not None:
+        for key, url in (("http", a.proxy.http), ("https", a.proxy.https)):
+            if url is not None and not re.fullmatch(PROXY_URL_RE, url):
+                p.error(f"{path}.proxy.{key}", f"{url!r} is not an http(s)://host:port URL without credentials")
+        for entry in a.proxy.no_proxy:
+            if not re.fullmatch(NO_PROXY_RE, entry):
+                p.error(f"{path}.proxy.noProxy", f"{entry!r} is not a host, domain or CIDR")
     t = a.timeouts
     for name in ("server_ready", "agent_ready", "api_ready", "drain", "poll"):
         value = getattr(t, name)

@@ -101,6 +101,8 @@ def server_common(args: K3sClusterArgs, secrets: ConfigSecrets) -> dict[str, Any
         doc["disable-network-policy"] = True
     if args.selinux:
         doc["selinux"] = True
+    if args.secrets_encryption:
+        doc["secrets-encryption"] = True
     if args.failover_tuning:
         doc["kube-controller-manager-arg"] = ["node-monitor-period=2s", "node-monitor-grace-period=16s"]
         doc["kube-apiserver-arg"] = [
@@ -182,6 +184,26 @@ def registries_yaml(args: K3sClusterArgs) -> str | None:
         return None
     doc = {"mirrors": {registry: {"endpoint": list(endpoints)} for registry, endpoints in args.registry_mirrors}}
     return "# Managed by platform:k3s.\n" + render_yaml(doc)
+
+
+def proxy_env(args: K3sClusterArgs) -> tuple[str, ...]:
+    """``NAME=value`` lines for the installer's environment and the K3s unit's environment file.
+
+    NO_PROXY always covers loopback, the pod and service networks, the cluster domain, the API
+    endpoint and every node, so in-cluster and node-to-node traffic never goes through the proxy.
+    """
+    proxy = args.proxy
+    if proxy is None:
+        return ()
+    lines = []
+    if proxy.http:
+        lines.append(f"HTTP_PROXY={proxy.http}")
+    if proxy.https:
+        lines.append(f"HTTPS_PROXY={proxy.https}")
+    no_proxy = ["127.0.0.0/8", "localhost", "::1", args.pod_cidr, args.service_cidr, ".svc",
+                f".{args.cluster_domain}", args.api_endpoint, *(n.address for n in args.nodes), *proxy.no_proxy]
+    lines.append("NO_PROXY=" + ",".join(dict.fromkeys(no_proxy)))
+    return tuple(lines)
 
 
 def kube_vip_manifest(args: K3sClusterArgs) -> str | None:

@@ -238,6 +238,7 @@ def install_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
         "REGISTRIES_YAML": render.registries_yaml(args) or "",
         "KUBE_VIP_PATH": render.KUBE_VIP_MANIFEST_PATH,
         "KUBE_VIP_MANIFEST": (render.kube_vip_manifest(args) or "") if node.role == "server" else "",
+        "PROXY_ENV": render.proxy_env(args),
         "VIP_ADDRESS": args.vip.address if args.vip and node.role == "server" else "",
         "VIP_INTERFACE": (args.vip.interface or "") if args.vip and node.role == "server" else "",
     }

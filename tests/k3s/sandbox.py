@@ -182,6 +182,7 @@ STUBS["ping"] = r"""#!/bin/bash
 
 STUBS["curl"] = r"""#!/bin/bash
 echo "curl $*" >>/stub/calls.log
+if [ -n "${HTTPS_PROXY:-}" ]; then echo "curl-proxy $HTTPS_PROXY" >>/stub/calls.log; fi
 out="" url=""
 while [ $# -gt 0 ]; do
   case $1 in -o) out=$2; shift ;; --retry|--connect-timeout|--max-time) shift ;; -*) ;; *) url=$1 ;; esac

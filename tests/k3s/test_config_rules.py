@@ -28,3 +28,37 @@ def test_snapshot_schedule_must_be_a_plain_cron_expression(schedule: str) -> Non
     raw["platform:k3s"]["etcd"]["snapshotSchedule"] = schedule
     with pytest.raises(ConfigError, match="is not a 5-field cron expression"):
         parse(raw)
+
+
+def test_proxy_and_secrets_encryption_settings() -> None:
+    from components.k3s import K3sClusterArgs, render
+
+    raw = copy.deepcopy(homelab_raw())
+    default = K3sClusterArgs.from_config(parse(raw))
+    assert default.proxy is None and default.secrets_encryption is True
+    raw["platform:k3s"]["proxy"] = {"http": "http://proxy.example.com:3128", "https": "http://proxy.example.com:3128",
+                                    "noProxy": [".corp.example.com", "10.0.0.0/8"]}
+    raw["platform:k3s"]["secretsEncryption"] = False
+    args = K3sClusterArgs.from_config(parse(raw))
+    assert args.secrets_encryption is False
+    env = render.proxy_env(args)
+    assert env[:2] == ("HTTP_PROXY=http://proxy.example.com:3128", "HTTPS_PROXY=http://proxy.example.com:3128")
+    no_proxy = env[2].removeprefix("NO_PROXY=").split(",")
+    # in-cluster and node-to-node traffic never goes through the proxy
+    assert {"127.0.0.0/8", "localhost", "10.42.0.0/16", "10.43.0.0/16", ".svc", ".cluster.local", "192.0.2.49",
+            "192.0.2.51", "192.0.2.56", ".corp.example.com", "10.0.0.0/8"} <= set(no_proxy)
+
+
+@pytest.mark.parametrize(("proxy", "error"), [
+    ({"http": "http://user:pw@proxy:3128"}, "platform:k3s.proxy.http: 'http://user:pw@proxy:3128' does not match"),
+    ({"https": "proxy:3128"}, "platform:k3s.proxy.https: 'proxy:3128' does not match"),
+    ({"noProxy": ["a b"]}, "platform:k3s.proxy.noProxy[0]: 'a b' is not a host, domain or CIDR"),
+    ({"noProxy": ["x.example.com"]}, "platform:k3s.proxy.http: a proxy needs 'http' and/or 'https'"),
+    ({"http": "http://p:1", "socks": "x"}, "platform:k3s.proxy.socks: unknown key"),
+])
+def test_proxy_errors_name_the_key(proxy: dict[str, object], error: str) -> None:
+    raw = copy.deepcopy(homelab_raw())
+    raw["platform:k3s"]["proxy"] = proxy
+    with pytest.raises(ConfigError) as err:
+        parse(raw)
+    assert any(e.startswith(error) for e in err.value.errors), err.value.errors

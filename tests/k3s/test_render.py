@@ -173,3 +173,13 @@ def test_args_reject_values_that_would_reach_a_script_unvalidated() -> None:
         dataclasses.replace(args, nodes=(bad_node, *args.nodes[1:]), api_endpoint="$(id)")
     text = str(err.value)
     assert "x;reboot" in text and "apiEndpoint" in text and "is not an IP address" in text
+
+
+def test_secrets_encryption_is_on_by_default_and_identical_on_every_server() -> None:
+    args = homelab_args()
+    assert all(doc["secrets-encryption"] is True for doc in server_docs(args))
+    assert "secrets-encryption" in render.CRITICAL_SERVER_KEYS
+    off = dataclasses.replace(args, secrets_encryption=False)
+    assert all("secrets-encryption" not in doc for doc in server_docs(off))
+    agent = render.agent_config(args, args.agents[0], SECRETS)
+    assert "secrets-encryption" not in agent  # a server-only flag

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from components.config.cluster import Proxy
 from components.k3s import render, scripts
 from components.k3s.args import K3sClusterArgs, VipSpec
 
@@ -89,3 +90,33 @@ def test_prepare_installs_the_ca_bundle_on_minimal_hosts(tmp_path: Path, homelab
     sb.reset_calls()
     again = sb.run(script)
     assert again.returncode == 0 and not any("ca-certificates" in c for c in sb.calls())
+
+
+def test_proxy_reaches_the_installer_and_the_unit_environment_and_a_change_restarts(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    proxy = Proxy("http://proxy.example.com:3128", "http://proxy.example.com:3128", ())
+    args = dataclasses.replace(homelab, proxy=proxy)
+    sb = Sandbox(tmp_path)
+    result = install(sb, args, 3)  # an agent
+    assert result.returncode == 0, result.stderr
+    env = sb.path("/stub/installer-env.log").read_text().splitlines()
+    assert "HTTPS_PROXY=http://proxy.example.com:3128" in env  # survives the installer's env -i
+    assert any(line.startswith("NO_PROXY=127.0.0.0/8,") for line in env)
+    assert "curl-proxy http://proxy.example.com:3128" in sb.calls()  # the installer download itself
+    unit_env = sb.path("/etc/systemd/system/k3s-agent.service.env")
+    assert unit_env.read_text().splitlines() == list(render.proxy_env(args))
+    assert unit_env.stat().st_mode & 0o777 == 0o600
+    sb.reset_calls()
+    again = install(sb, args, 3)
+    assert (again.returncode, again.changes) == (0, 0), again.stderr
+    # Changing only the proxy rewrites the environment file and restarts K3s (it reads it at start).
+    moved = dataclasses.replace(args, proxy=Proxy(None, "http://proxy2.example.com:8080", ()))
+    changed = install(sb, moved, 3)
+    assert changed.returncode == 0, changed.stderr
+    assert sb.mutating_calls() == ["systemctl restart --no-block k3s-agent"]
+    assert "HTTPS_PROXY=http://proxy2.example.com:8080" in unit_env.read_text()
+    # Without a proxy, no environment file is written at all.
+    plain = Sandbox(tmp_path / "plain")
+    assert install(plain, homelab, 3).returncode == 0
+    assert not plain.path("/etc/systemd/system/k3s-agent.service.env").exists()

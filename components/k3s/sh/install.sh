@@ -6,6 +6,7 @@
 
 if [ "$ROLE" = server ]; then SERVICE=k3s; else SERVICE=k3s-agent; fi
 UNIT_FILE=/etc/systemd/system/$SERVICE.service
+ENV_FILE=$UNIT_FILE.env
 MARKER=$STATE_DIR/applied-config.sha256
 # The version the last successful run left running: an upgrade interrupted after the binary
 # was replaced but before the restart is finished by the next run.
@@ -48,7 +49,7 @@ stage_installer() {
   if [ -f /usr/local/bin/k3s-install.sh ] && [ "$kept" = "$VERSION" ]; then return 0; fi
   tmp=$(mktemp)
   TMP_FILES+=("$tmp")
-  curl -sfL --retry 3 --connect-timeout 10 --max-time 120 -o "$tmp" "$INSTALLER_URL" ||
+  env ${PROXY_ENV[@]+"${PROXY_ENV[@]}"} curl -sfL --retry 3 --connect-timeout 10 --max-time 120 -o "$tmp" "$INSTALLER_URL" ||
     die "could not download the K3s installer from $INSTALLER_URL"
   first=""
   read -r -n 2 first <"$tmp" || true
@@ -98,6 +99,7 @@ run_installer() {
   if [ "$AIRGAP" = true ]; then env+=(INSTALL_K3S_SKIP_DOWNLOAD=true); fi
   if [ "$SELINUX" != true ] || [ "$AIRGAP" = true ]; then env+=(INSTALL_K3S_SKIP_SELINUX_RPM=true); fi
   if [ "$SELINUX" != true ]; then env+=(INSTALL_K3S_SELINUX_WARN=true); fi
+  env+=(${PROXY_ENV[@]+"${PROXY_ENV[@]}"})  # the installer's downloads, and it copies them to the unit's env file
   log "running the K3s installer for $VERSION ($ROLE)"
   timeout 900 env -i "${env[@]}" sh /usr/local/bin/k3s-install.sh >&2 || die "the K3s installer failed"
   changed "installed K3s $VERSION"
@@ -107,7 +109,20 @@ config_digest() {
   {
     cat /etc/rancher/k3s/config.yaml
     if [ -f /etc/rancher/k3s/registries.yaml ]; then cat /etc/rancher/k3s/registries.yaml; fi
+    # the unit's environment (k3s.proxy); empty on nodes without a proxy, so their digest is unchanged
+    if [ -s "$ENV_FILE" ]; then cat "$ENV_FILE"; fi
   } | sha256sum | cut -d' ' -f1
+}
+
+# write_unit_env: the K3s unit's EnvironmentFile holds exactly k3s.proxy's variables (K3s and
+# containerd read them); a proxy change alone restarts K3s through the config digest.
+write_unit_env() {
+  if [ "${#PROXY_ENV[@]}" -eq 0 ] && [ ! -s "$ENV_FILE" ]; then return 0; fi
+  if [ "${#PROXY_ENV[@]}" -eq 0 ]; then
+    put_text "$ENV_FILE" 0600 ""
+  else
+    put_text "$ENV_FILE" 0600 "$(printf '%s\n' "${PROXY_ENV[@]}")"$'\n'
+  fi
 }
 
 new_invocation() {
@@ -223,6 +238,7 @@ if [ ! -f "$UNIT_FILE" ] || [ "$installed" != "$VERSION" ] || [ "$applied" != "$
   run_installer
   restart=1
 fi
+write_unit_env
 digest=$(config_digest)
 if [ "$(cat "$MARKER" 2>/dev/null || true)" != "$digest" ]; then restart=1; fi
 before=$(systemctl show -p InvocationID --value "$SERVICE" 2>/dev/null || true)
