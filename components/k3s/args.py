@@ -300,9 +300,9 @@ def _validate(a: K3sClusterArgs, p: Problems) -> None:
         if a.airgap.images and not a.airgap.images.endswith(AIRGAP_IMAGE_SUFFIXES):
             p.error(f"{path}.airgap.images", f"the images tarball must end in one of {AIRGAP_IMAGE_SUFFIXES}")
     if a.proxy is not None:
-        for key, url in (("http", a.proxy.http), ("https", a.proxy.https)):
-            if url is not None and not re.fullmatch(PROXY_URL_RE, url):
-                p.error(f"{path}.proxy.{key}", f"{url!r} is not an http(s)://host:port URL without credentials")
+        for key, proxy_url in (("http", a.proxy.http), ("https", a.proxy.https)):
+            if proxy_url is not None and not re.fullmatch(PROXY_URL_RE, proxy_url):
+                p.error(f"{path}.proxy.{key}", f"{proxy_url!r} is not an http(s)://host:port URL without credentials")
         for entry in a.proxy.no_proxy:
             if not re.fullmatch(NO_PROXY_RE, entry):
                 p.error(f"{path}.proxy.noProxy", f"{entry!r} is not a host, domain or CIDR")

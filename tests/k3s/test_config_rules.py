@@ -62,3 +62,16 @@ def test_proxy_errors_name_the_key(proxy: dict[str, object], error: str) -> None
     with pytest.raises(ConfigError) as err:
         parse(raw)
     assert any(e.startswith(error) for e in err.value.errors), err.value.errors
+
+
+def test_proxy_values_are_revalidated_by_the_args() -> None:
+    import dataclasses
+
+    from components.config.cluster import Proxy
+    from components.k3s import K3sClusterArgs
+
+    args = K3sClusterArgs.from_config(parse(copy.deepcopy(homelab_raw())))
+    with pytest.raises(ConfigError, match=r"platform:k3s.proxy.https: .*without credentials"):
+        dataclasses.replace(args, proxy=Proxy(None, "http://x;$(id)", ()))
+    with pytest.raises(ConfigError, match=r"platform:k3s.proxy.noProxy: .*not a host"):
+        dataclasses.replace(args, proxy=Proxy("http://p:1", None, ("$(id)",)))
