@@ -129,6 +129,13 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
         elif step.kind == "prepare":
             assert node is not None
             create = str(scripts.prepare_script(args, node))
+            if node.role == "agent":  # the last step of an agent's removal
+                delete = str(scripts.uninstall_script(args, node))
+        elif step.kind == "node":
+            assert node is not None
+            create = str(scripts.node_create_script(args, node))
+            delete = str(scripts.node_delete_script(args, node))
+            extra = pulumi.ResourceOptions(delete_before_replace=True)
         elif step.kind == "install":
             assert node is not None
             create = str(scripts.install_script(args, node))

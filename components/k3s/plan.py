@@ -11,16 +11,20 @@ rolling-update and teardown order:
                                                                               │
                                                                           api-ready (endpoint answers)
                                                                               │
-                              install agent 1 … agent m (in parallel, each after api-ready)
+                              node agent 1 … agent m (on server 1: the name is free / delete the Node on removal)
+                                                                              │
+                              install agent 1 … agent m (in parallel)
                                                                               │
                               member agent 1 … agent m (on server 1: registered / drain+delete on removal)
                                                                               │
                                                                           kubeconfig (server 1)
 
 Creation and every update (a config change restarts, a version bump upgrades) run servers
-one at a time in list order, then agents in parallel; teardown runs kubeconfig, agent
-members (drain + delete node), agent uninstalls, then servers n … 2, then server 1.
-The critical path is servers + 5 steps whatever the number of agents.
+one at a time in list order, then agents in parallel; teardown runs kubeconfig, then per agent
+member (drain), install (stop the agent), node (delete its Node from server 1), prepare
+(uninstall), then servers n … 2, then server 1, each server's delete leaving etcd through a
+surviving server before it uninstalls. The critical path is servers + 6 steps whatever the
+number of agents.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Literal
 
 from components.k3s.args import K3sClusterArgs
 
-StepKind = Literal["preflight", "prepare", "stage", "install", "api-ready", "member", "kubeconfig"]
+StepKind = Literal["preflight", "prepare", "stage", "install", "api-ready", "node", "member", "kubeconfig"]
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,12 @@ def install_plan(args: K3sClusterArgs) -> tuple[Step, ...]:
     steps.append(Step("api-ready", "api-ready", None, first, (previous,)))
     members: list[str] = []
     for agent in args.agents:
+        # Removal runs this chain backwards: drain (member), stop (install), delete the Node
+        # (node, on server 1), uninstall (prepare); a failure stops it before the uninstall.
+        node_key = f"{agent.name}-node"
+        steps.append(Step(node_key, "node", agent.name, first, ("api-ready", *node_prereqs[agent.name])))
         install = f"{agent.name}-install"
-        steps.append(Step(install, "install", agent.name, agent.name, ("api-ready", *node_prereqs[agent.name])))
+        steps.append(Step(install, "install", agent.name, agent.name, (node_key,)))
         member = f"{agent.name}-member"
         steps.append(Step(member, "member", agent.name, first, (install,)))
         members.append(member)
@@ -105,6 +113,8 @@ def describe(args: K3sClusterArgs) -> str:
         "servers, one at a time: " + " -> ".join(servers),
         f"agents, in parallel once the API answers: {', '.join(agents) or '(none)'}",
         f"critical path, {len(path)} remote steps: " + " -> ".join(path),
-        f"teardown: kubeconfig, agents ({len(agents)} in parallel), then " + " -> ".join(reversed(servers)),
+        f"teardown: kubeconfig, agents ({len(agents)} in parallel: drain, stop, delete the Node, uninstall), then "
+        + " -> ".join(reversed(servers)) + " (each: drain, stop, delete its Node through a surviving server, "
+        "wait until etcd drops it, uninstall)",
     ]
     return "\n".join(lines) + "\n"

@@ -147,6 +147,9 @@ PREFLIGHT_BODY = shell_text("preflight.sh")
 API_READY_BODY = shell_text("api-ready.sh")
 MEMBER_CREATE_BODY = shell_text("member-create.sh")
 MEMBER_DELETE_BODY = shell_text("member-delete.sh")
+NODE_CREATE_BODY = shell_text("node-create.sh")
+NODE_DELETE_BODY = shell_text("node-delete.sh")
+UNINSTALL_BODY = shell_text("uninstall.sh")
 KUBECONFIG_BODY = shell_text("kubeconfig.sh")
 
 
@@ -246,14 +249,34 @@ def install_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
 
 
 def remove_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
-    """Delete step of a node's install: servers drain and delete themselves, then uninstall."""
+    """Delete step of a node's install. A server: drain, stop, delete its Node through a surviving
+    server, wait until etcd drops it, uninstall (failing before the uninstall). An agent: stop."""
     values: Values = {
-        **_common(args, node, _other_server_urls(args, node)),
+        **_common(args, node, _other_server_urls(args, node) if node.role == "server" else ()),
         "STATE_DIR": STATE_DIR,
         "ROLE": node.role,
+        "NODE_PEER": render.url_host(node.address),
         "DRAIN_TIMEOUT": args.timeouts.drain,
     }
     return assemble(f"remove K3s from a {node.role}", values, REMOVE_BODY)
+
+
+def uninstall_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
+    """Delete step of an agent's prepare: uninstall, once its Node is gone (the last removal step)."""
+    values: Values = {**_common(args, node), "STATE_DIR": STATE_DIR}
+    return assemble("uninstall K3s from an agent", values, UNINSTALL_BODY)
+
+
+def node_create_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
+    first = args.first_server
+    values: Values = {**_common(args, first), "TARGET": node.name, "TARGET_ADDRESS": node.address}
+    return assemble("check an agent's node name is free", values, NODE_CREATE_BODY)
+
+
+def node_delete_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
+    first = args.first_server
+    values: Values = {**_common(args, first), "TARGET": node.name, "DRAIN_TIMEOUT": args.timeouts.drain}
+    return assemble("delete a stopped agent's node object", values, NODE_DELETE_BODY)
 
 
 def preflight_script(args: K3sClusterArgs) -> Script:
@@ -296,7 +319,7 @@ def member_delete_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
         "TARGET": node.name,
         "DRAIN_TIMEOUT": args.timeouts.drain,
     }
-    return assemble("drain and delete an agent's node object", values, MEMBER_DELETE_BODY)
+    return assemble("drain an agent before it is stopped and removed", values, MEMBER_DELETE_BODY)
 
 
 def kubeconfig_script(args: K3sClusterArgs) -> Script:
@@ -323,5 +346,8 @@ def all_scripts(args: K3sClusterArgs) -> dict[str, Script]:
         if node.role == "agent":
             out[f"{node.name}-member.sh"] = member_create_script(args, node)
             out[f"{node.name}-member-delete.sh"] = member_delete_script(args, node)
+            out[f"{node.name}-node.sh"] = node_create_script(args, node)
+            out[f"{node.name}-node-delete.sh"] = node_delete_script(args, node)
+            out[f"{node.name}-uninstall.sh"] = uninstall_script(args, node)
     return out
 

@@ -191,6 +191,9 @@ done
 case $url in
   */install.sh) cp /stub/fake-install.sh "$out" ;;
   */ping) [ -e /stub/ping-pong ] && printf pong && exit 0; exit 7 ;;
+  */v3/cluster/member/list)  # etcd's member list, one member per line in /stub/etcd-members
+    [ -e /stub/etcd-members ] || exit 7
+    printf '{"header":{},"members":['; paste -sd, /stub/etcd-members | tr -d '\n'; printf ']}' ;;
   *) exit 22 ;;
 esac
 """
@@ -227,9 +230,30 @@ shift
 echo "kubectl $*" >>/stub/calls.log
 svc=k3s.service
 for a in "$@"; do case $a in *kubelet.kubeconfig) svc=k3s-agent.service ;; esac; done
+args=" $* "
+if [[ $args == *" --server https://"* ]]; then
+  # another server's API (a survivor, the VIP): up with /stub/remote-up, or while this host's K3s
+  # runs, unless /stub/remote-down
+  if [ ! -e /stub/remote-up ] && { [ -e /stub/remote-down ] || [ ! -e "/stub/units/$svc/active" ]; }; then
+    echo "connection refused" >&2; exit 1
+  fi
+  echo "remote $args" >>/stub/cluster-ops.log
+  case $args in
+    *" get --raw=/readyz "*) echo ok ;;
+    *" delete node "*)
+      [ -e /stub/delete-fails ] && { echo "Error from server (InternalError)" >&2; exit 1; }
+      n=${args#* delete node }; n=${n%% *}
+      state=stopped; [ -e /stub/units/k3s.service/active ] && state=running
+      echo "remote delete node $n (local k3s $state)" >>/stub/calls.log
+      # K3s's etcd controller removes the deleted node's member (unless /stub/member-sticks)
+      [ -e /stub/member-sticks ] || sed -i "/\"name\":\"$n-/d" /stub/etcd-members 2>/dev/null || true ;;
+    *" drain "*) ;;
+    *) echo "fake k3s: unsupported remote kubectl $*" >&2; exit 1 ;;
+  esac
+  exit 0
+fi
 [ -e "/stub/units/$svc/active" ] || { echo "connection refused" >&2; exit 1; }
 running=$(cat "/stub/running-$svc")
-args=" $* "
 case $args in
   *" get --raw=/readyz "*) echo ok ;;
   *" get nodes "*) cat /stub/cluster-nodes 2>/dev/null || true ;;

@@ -82,7 +82,8 @@ def test_agents_depend_only_on_the_api_and_their_own_host(homelab: ClusterRun) -
     agents = ["k3s-worker-01", "k3s-worker-02", "k3s-worker-03"]
     for agent in agents:
         install = rec.named(f"homelab-{agent}-install")
-        assert step_deps(rec, install) == {"homelab-api-ready", f"homelab-{agent}-prepare"}
+        assert step_deps(rec, install) == {f"homelab-{agent}-node"}
+        assert step_deps(rec, rec.named(f"homelab-{agent}-node")) == {"homelab-api-ready", f"homelab-{agent}-prepare"}
         for other in agents:
             if other != agent:
                 assert not rec.depends_on(install, rec.named(f"homelab-{other}-install"))
@@ -103,7 +104,7 @@ def test_airgap_stages_artefacts_before_each_install(rich: ClusterRun) -> None:
     rec = rich.recording
     copies = [r for r in rec if r.type == "command:remote:CopyToRemote"]
     assert len(copies) == 8 * 3
-    install = rec.named("rich-node-a1-install")
+    install = rec.named("rich-node-a1-node")  # the agent's install runs right after it
     assert {"rich-node-a1-stage-binary", "rich-node-a1-stage-installer", "rich-node-a1-stage-images"} <= step_deps(
         rec, install)
 
@@ -206,3 +207,19 @@ def test_agent_count_does_not_lengthen_any_server_dependency() -> None:
     for server in ("node-s1", "node-s2", "node-s3"):
         assert step_deps(small, small.named(f"c-{server}-install")) == step_deps(
             large, large.named(f"c-{server}-install"))
+
+
+def test_agent_removal_chain_is_drain_stop_delete_node_uninstall(homelab: ClusterRun) -> None:
+    """Pulumi deletes dependents first, so the chain member -> install -> node -> prepare runs backwards."""
+    rec = homelab.recording
+    agent = "k3s-worker-01"
+    member, install = rec.named(f"homelab-{agent}-member"), rec.named(f"homelab-{agent}-install")
+    node, prepare = rec.named(f"homelab-{agent}-node"), rec.named(f"homelab-{agent}-prepare")
+    assert rec.depends_on(member, install) and rec.depends_on(install, node) and rec.depends_on(node, prepare)
+    assert "drain" in member.inputs["delete"] and "delete node" not in member.inputs["delete"]
+    assert "ROLE=agent" in install.inputs["delete"] and "stop_service" in install.inputs["delete"]
+    assert "kubectl_local delete node" in node.inputs["delete"]
+    assert node.inputs["connection"]["host"] == "192.0.2.51"  # on the first server
+    assert "k3s-agent-uninstall.sh" in prepare.inputs["delete"]
+    # servers keep their prepare step without a delete: their install's delete does the whole removal
+    assert not rec.named("homelab-k3s-control-02-prepare").inputs.get("delete")

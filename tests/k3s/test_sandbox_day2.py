@@ -120,3 +120,77 @@ def test_proxy_reaches_the_installer_and_the_unit_environment_and_a_change_resta
     plain = Sandbox(tmp_path / "plain")
     assert install(plain, homelab, 3).returncode == 0
     assert not plain.path("/etc/systemd/system/k3s-agent.service.env").exists()
+
+
+MEMBERS = ('{"name":"k3s-control-01-0a1b2c3d","peerURLs":["https://192.0.2.51:2380"]}\n'
+           '{"name":"k3s-control-02-1a2b3c4d","peerURLs":["https://192.0.2.52:2380"]}\n'
+           '{"name":"k3s-control-03-2a3b4c5d","peerURLs":["https://192.0.2.53:2380"]}\n')
+
+
+def leaving_server(tmp_path: Path, homelab: K3sClusterArgs) -> Sandbox:
+    sb = Sandbox(tmp_path)
+    assert install(sb, homelab, 1).returncode == 0
+    sb.path("/stub/remote-up").touch()
+    sb.path("/stub/etcd-members").write_text(MEMBERS)
+    sb.reset_calls()
+    return sb
+
+
+def test_server_removal_stops_first_deletes_through_a_survivor_waits_for_etcd_then_uninstalls(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    sb = leaving_server(tmp_path, homelab)
+    result = sb.run(scripts.remove_script(homelab, homelab.servers[1]))
+    assert result.returncode == 0, result.stderr
+    calls = sb.calls()
+    stop = calls.index("systemctl stop k3s")
+    delete = calls.index("remote delete node k3s-control-02 (local k3s stopped)")
+    assert stop < delete < calls.index("uninstall")
+    assert any("/v3/cluster/member/list" in c for c in calls[delete:calls.index("uninstall")])
+    assert "k3s-control-02" not in sb.path("/stub/etcd-members").read_text()
+    assert "etcd no longer lists k3s-control-02" in result.stderr
+
+
+def test_a_failed_member_removal_leaves_k3s_installed(tmp_path: Path, homelab: K3sClusterArgs) -> None:
+    sb = leaving_server(tmp_path, homelab)
+    sb.path("/stub/delete-fails").touch()
+    result = sb.run(scripts.remove_script(homelab, homelab.servers[1]))
+    assert result.returncode != 0
+    assert "could not delete node k3s-control-02" in result.stderr and "nothing was uninstalled" in result.stderr
+    assert "uninstall" not in sb.calls()
+    assert sb.path("/usr/local/bin/k3s").exists() and sb.path("/usr/local/bin/k3s-uninstall.sh").exists()
+
+
+def test_a_member_etcd_keeps_listing_is_never_uninstalled(tmp_path: Path, homelab: K3sClusterArgs) -> None:
+    sb = leaving_server(tmp_path, homelab)
+    sb.path("/stub/member-sticks").touch()
+    result = sb.run(scripts.remove_script(homelab, homelab.servers[1]))
+    assert result.returncode != 0
+    assert "etcd at https://192.0.2.51:6443 still lists k3s-control-02" in result.stderr
+    assert "uninstall" not in sb.calls() and sb.path("/usr/local/bin/k3s").exists()
+
+
+def test_removal_refuses_when_k3s_runs_elsewhere_but_no_api_answers(tmp_path: Path, homelab: K3sClusterArgs) -> None:
+    sb = leaving_server(tmp_path, homelab)
+    sb.path("/stub/remote-up").unlink()
+    sb.path("/stub/remote-down").touch()
+    sb.path("/stub/ping-pong").touch()
+    result = sb.run(scripts.remove_script(homelab, homelab.servers[1]))
+    assert result.returncode != 0 and "no other server's API answers" in result.stderr
+    assert sb.mutating_calls() == []
+
+
+def test_agent_removal_stops_then_the_node_step_deletes_then_prepare_uninstalls(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    sb = Sandbox(tmp_path)
+    agent = homelab.agents[0]
+    assert install(sb, homelab, 3).returncode == 0
+    sb.reset_calls()
+    stopped = sb.run(scripts.remove_script(homelab, agent))
+    assert stopped.returncode == 0, stopped.stderr
+    assert "systemctl stop k3s-agent" in sb.calls() and "uninstall" not in sb.calls()
+    assert sb.path("/usr/local/bin/k3s").exists()
+    removed = sb.run(scripts.uninstall_script(homelab, agent))
+    assert removed.returncode == 0, removed.stderr
+    assert "uninstall" in sb.calls() and not sb.path("/usr/local/bin/k3s").exists()

@@ -1,46 +1,123 @@
-# shellcheck shell=bash
-# platform:k3s: Body of the install step's delete: leave the cluster, then uninstall.
+# shellcheck shell=bash disable=SC2153 # SC2153: the values (NODE_PEER, STATE_DIR) come from the values block
+# platform:k3s: Body of the install step's delete. A server leaves etcd in the order K3s documents
+# (stop and disable K3s here, delete its Node through a surviving server, wait until etcd no longer
+# lists it, then uninstall); any failure fails the delete with K3s still installed. An agent only
+# stops here: its Node is deleted by its node step, then its prepare step's delete uninstalls.
 # Static text: values are assigned by components/k3s/scripts.py before it; this header
 # (up to the '# ---' line) is not rendered.
 # ---
 
 UNINSTALL=/usr/local/bin/k3s-agent-uninstall.sh
-if [ "$ROLE" = server ]; then UNINSTALL=/usr/local/bin/k3s-uninstall.sh; fi
+SERVICE=k3s-agent
+if [ "$ROLE" = server ]; then UNINSTALL=/usr/local/bin/k3s-uninstall.sh SERVICE=k3s; fi
+ETCD_TLS=/var/lib/rancher/k3s/server/tls/etcd
 
-node_gone_elsewhere() {
-  local url out
+kubectl_at() {
+  local url=$1
+  shift
+  k3s kubectl --kubeconfig /etc/rancher/k3s/k3s.yaml --server "$url" --request-timeout=10s "$@"
+}
+
+# find_survivor: sets SURVIVOR to the first other server whose API answers this server's credentials.
+find_survivor() {
+  local url
+  SURVIVOR=""
+  [ -r /etc/rancher/k3s/k3s.yaml ] || return 1
   for url in ${OTHER_SERVER_URLS[@]+"${OTHER_SERVER_URLS[@]}"}; do
-    out=$(k3s kubectl --kubeconfig /etc/rancher/k3s/k3s.yaml --server "$url" --request-timeout=5s \
-      get node "$NODE" -o name 2>&1 || true)
-    if [[ $out == *NotFound* || $out == *"not found"* ]]; then return 0; fi
+    if kubectl_at "$url" get --raw=/readyz >/dev/null 2>&1; then
+      SURVIVOR=$url
+      return 0
+    fi
   done
   return 1
 }
 
-leave_cluster() {
+# k3s_runs_elsewhere: another server's K3s supervisor answers at all (even if its API does not).
+k3s_runs_elsewhere() {
+  local url
+  command -v curl >/dev/null 2>&1 || return 1
+  for url in ${OTHER_SERVER_URLS[@]+"${OTHER_SERVER_URLS[@]}"}; do
+    if [ "$(curl -ks --connect-timeout 3 --max-time 5 "$url/ping" 2>/dev/null || true)" = pong ]; then return 0; fi
+  done
+  return 1
+}
+
+local_other_members() {
   local members member others=0
-  if ! systemctl is-active --quiet k3s || ! api_local_ready; then
-    log "WARNING: K3s is not running here, so this node cannot remove itself;" \
-      "run 'kubectl delete node $NODE' on another server"
-    return 0
-  fi
   members=$(kubectl_local get nodes -l node-role.kubernetes.io/etcd=true \
     -o 'jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}' 2>/dev/null || true)
   while IFS= read -r member; do
     if [ -n "$member" ] && [ "$member" != "$NODE" ]; then others=$((others + 1)); fi
   done <<<"$members"
-  if [ "$others" -eq 0 ]; then
-    log "$NODE is the last etcd member: nothing to leave"
+  printf '%s\n' "$others"
+}
+
+# etcd_lists_node: 0 when etcd (asked at SURVIVOR) still lists this node, 1 when not, 2 when it cannot tell.
+# K3s names a member "<node name>-<8 hex>"; its peer URL carries the node's address.
+etcd_lists_node() {
+  local host out
+  host=${SURVIVOR#https://}
+  host=${host%:*}
+  out=$(curl -s --connect-timeout 3 --max-time 10 --cacert "$ETCD_TLS/server-ca.crt" --cert "$ETCD_TLS/client.crt" \
+    --key "$ETCD_TLS/client.key" -X POST -d '{}' "https://$host:2379/v3/cluster/member/list" 2>/dev/null) || return 2
+  [[ $out == *'"members"'* ]] || return 2
+  if [[ $out =~ \"name\":\"${NODE}-[0-9a-f]{8}\" || $out == *"//$NODE_PEER:2380"* ]]; then return 0; fi
+  return 1
+}
+
+member_gone() {
+  local rc=0
+  etcd_lists_node || rc=$?
+  [ "$rc" -eq 1 ]
+}
+
+stop_service() {
+  if systemctl is-enabled --quiet "$SERVICE" 2>/dev/null; then
+    systemctl disable --quiet "$SERVICE"
+    changed "disabled $SERVICE"
+  fi
+  if systemctl is-active --quiet "$SERVICE" 2>/dev/null; then
+    timeout 300 systemctl stop "$SERVICE" || die "could not stop $SERVICE on $NODE"
+    changed "stopped $SERVICE"
+  fi
+}
+
+leave_cluster() {
+  if ! find_survivor; then
+    if k3s_runs_elsewhere; then
+      die "K3s runs on another server but no other server's API answers; $NODE stays a member and" \
+        "nothing was changed here. Fix the API (or mark dead servers 'gone: true') and re-run"
+    fi
+    if api_local_ready && [ "$(local_other_members)" -gt 0 ]; then
+      die "$NODE sees other etcd members but none of them answers; nothing was changed here. Re-run" \
+        "once they do (or mark dead servers 'gone: true')"
+    fi
+    log "no other server runs K3s: $NODE is the last etcd member, nothing to leave"
     return 0
   fi
-  log "draining $NODE (at most ${DRAIN_TIMEOUT}s)"
-  kubectl_local drain "$NODE" --ignore-daemonsets --delete-emptydir-data --force --timeout="${DRAIN_TIMEOUT}s" >&2 ||
-    log "WARNING: the drain did not finish; deleting the node anyway"
-  kubectl_local delete node "$NODE" --wait=false >&2 ||
-    die "could not delete node $NODE (its etcd member stays); fix the API and re-run"
-  changed "deleted node $NODE (removes its etcd member)"
-  wait_until "the other servers to drop $NODE" "$DRAIN_TIMEOUT" node_gone_elsewhere ||
-    log "WARNING: the other servers still list $NODE; check 'kubectl get nodes' before removing more servers"
+  command -v curl >/dev/null 2>&1 || die "curl is needed to check the etcd member list; install it on $NODE and re-run"
+  log "leaving the cluster through $SURVIVOR"
+  log "draining $NODE (at most ${DRAIN_TIMEOUT}s; PodDisruptionBudgets are respected)"
+  kubectl_at "$SURVIVOR" drain "$NODE" --ignore-daemonsets --delete-emptydir-data --force --timeout="${DRAIN_TIMEOUT}s" >&2 ||
+    log "WARNING: the drain of $NODE did not finish within ${DRAIN_TIMEOUT}s; removing it anyway"
+  stop_service
+  kubectl_at "$SURVIVOR" delete node "$NODE" --ignore-not-found >&2 ||
+    die "could not delete node $NODE through $SURVIVOR. K3s is stopped on $NODE but it is still an etcd" \
+      "member and nothing was uninstalled: fix the API and re-run, or undo with 'systemctl enable --now k3s' on $NODE"
+  changed "deleted node $NODE through $SURVIVOR (K3s removes its etcd member)"
+  wait_until "etcd on $SURVIVOR to drop $NODE" "$DRAIN_TIMEOUT" member_gone ||
+    die "etcd at $SURVIVOR still lists $NODE (or cannot be asked); nothing was uninstalled. Check" \
+      "'k3s etcd-snapshot list' / the K3s log on $SURVIVOR, then re-run"
+  log "etcd no longer lists $NODE"
+}
+
+uninstall_k3s() {
+  if [ -x "$UNINSTALL" ]; then
+    timeout 900 "$UNINSTALL" >&2 || die "$UNINSTALL failed on $NODE; check the host and re-run"
+    changed "uninstalled K3s"
+  fi
+  rm -f /usr/local/bin/k3s-install.sh
+  rm -rf "$STATE_DIR"
 }
 
 if [ ! -x /usr/local/bin/k3s ] && [ ! -x "$UNINSTALL" ]; then
@@ -48,11 +125,12 @@ if [ ! -x /usr/local/bin/k3s ] && [ ! -x "$UNINSTALL" ]; then
   finish
   exit 0
 fi
-if [ "$ROLE" = server ]; then leave_cluster; fi
-if [ -x "$UNINSTALL" ]; then
-  timeout 900 "$UNINSTALL" >&2 || log "WARNING: $UNINSTALL failed; check the host"
-  changed "uninstalled K3s"
+if [ "$ROLE" = server ]; then
+  leave_cluster
+  stop_service
+  uninstall_k3s
+else
+  stop_service
+  log "$SERVICE is stopped; its node step deletes the Node next, then its prepare step uninstalls K3s"
 fi
-rm -f /usr/local/bin/k3s-install.sh
-rm -rf "$STATE_DIR"
 finish
