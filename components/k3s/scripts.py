@@ -226,7 +226,8 @@ def install_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
     """Install, reconfigure or upgrade K3s on one node; config.yaml arrives on stdin."""
     is_first = node.role == "server" and node.name == args.first_server.name
     values: Values = {
-        **_common(args, node, _other_server_urls(args, node) if is_first else ()),
+        # Server 1: no second bootstrap next to them; every server: the health gate before a restart.
+        **_common(args, node, _other_server_urls(args, node) if node.role == "server" else ()),
         "VERSION": args.version,
         "STATE_DIR": STATE_DIR,
         "ROLE": node.role,

@@ -237,6 +237,8 @@ if [[ $args == *" --server https://"* ]]; then
   if [ ! -e /stub/remote-up ] && { [ -e /stub/remote-down ] || [ ! -e "/stub/units/$svc/active" ]; }; then
     echo "connection refused" >&2; exit 1
   fi
+  url=${args#* --server }; host=${url%% *}; host=${host#https://}; host=${host%:*}
+  [ -e "/stub/down-$host" ] && { echo "connection refused" >&2; exit 1; }  # that one server is down
   echo "remote $args" >>/stub/cluster-ops.log
   case $args in
     *" get --raw=/readyz "*) echo ok ;;

@@ -194,3 +194,36 @@ def test_agent_removal_stops_then_the_node_step_deletes_then_prepare_uninstalls(
     removed = sb.run(scripts.uninstall_script(homelab, agent))
     assert removed.returncode == 0, removed.stderr
     assert "uninstall" in sb.calls() and not sb.path("/usr/local/bin/k3s").exists()
+
+
+NEXT = "v1.35.0+k3s1"
+
+
+def test_health_gate_refuses_an_upgrade_or_restart_while_another_member_is_down(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    sb = Sandbox(tmp_path)
+    assert install(sb, homelab, 1).returncode == 0
+    sb.path("/stub/down-192.0.2.53").touch()  # k3s-control-03 is down
+    sb.reset_calls()
+    upgrade = install(sb, dataclasses.replace(homelab, version=NEXT), 1)
+    assert upgrade.returncode != 0
+    assert "refusing to upgrade K3s to v1.35.0+k3s1 on k3s-control-02" in upgrade.stderr
+    assert "https://192.0.2.53:6443" in upgrade.stderr and "nothing was changed" in upgrade.stderr
+    restart = install(sb, dataclasses.replace(homelab, failover_tuning=False), 1)
+    assert restart.returncode != 0 and "refusing to restart K3s on k3s-control-02" in restart.stderr
+    assert not any(c.startswith(("installer", "systemctl restart")) for c in sb.calls())
+    # healthy again: the same change goes through, gated once
+    sb.path("/stub/down-192.0.2.53").unlink()
+    ok = install(sb, dataclasses.replace(homelab, version=NEXT), 1)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stderr.count("health gate passed") == 1
+    assert "systemctl restart --no-block k3s" in sb.calls()
+
+
+def test_health_gate_refuses_a_removal_while_another_member_is_down(tmp_path: Path, homelab: K3sClusterArgs) -> None:
+    sb = leaving_server(tmp_path, homelab)
+    sb.path("/stub/down-192.0.2.53").touch()
+    result = sb.run(scripts.remove_script(homelab, homelab.servers[1]))
+    assert result.returncode != 0 and "refusing to remove k3s-control-02" in result.stderr
+    assert sb.mutating_calls() == [] and "remote delete" not in "\n".join(sb.calls())

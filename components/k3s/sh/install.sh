@@ -234,7 +234,12 @@ if [ "$AIRGAP" = true ]; then stage_airgap_artefacts; fi
 applied=$(cat "$APPLIED_VERSION" 2>/dev/null || true)
 if [ -z "$applied" ]; then applied=$VERSION; fi  # first run, or a node from before the marker
 restart=0
+gated=0
 if [ ! -f "$UNIT_FILE" ] || [ "$installed" != "$VERSION" ] || [ "$applied" != "$VERSION" ]; then
+  if [ "$ROLE" = server ] && [ -f "$UNIT_FILE" ] && systemctl is-active --quiet "$SERVICE"; then
+    health_gate "upgrade K3s to $VERSION"
+    gated=1
+  fi
   run_installer
   restart=1
 fi
@@ -253,6 +258,7 @@ case $state in
     # 'activating' is a K3s stuck in start-up (Type=notify, no start timeout): 'start' would be a
     # no-op and it would never read the new config or binary, so a change restarts it.
     if [ "$restart" -eq 1 ]; then
+      if [ "$ROLE" = server ] && [ "$gated" -eq 0 ] && [ "$state" = active ]; then health_gate "restart K3s"; fi
       systemctl restart --no-block "$SERVICE"
       changed "restarted $SERVICE (was $state)"
       started=1

@@ -100,6 +100,31 @@ api_local_ready() {
   [ -r /etc/rancher/k3s/k3s.yaml ] && kubectl_local get --raw=/readyz >/dev/null 2>&1
 }
 
+# unhealthy_servers: prints each other server whose API does not answer /readyz.
+# K3s's API server on each server talks to that server's own etcd member, so /readyz there
+# (it includes the etcd checks) answers for the member too.
+unhealthy_servers() {
+  local url
+  [ -r /etc/rancher/k3s/k3s.yaml ] || return 0
+  for url in ${OTHER_SERVER_URLS[@]+"${OTHER_SERVER_URLS[@]}"}; do
+    k3s kubectl --kubeconfig /etc/rancher/k3s/k3s.yaml --server "$url" --request-timeout=5s \
+      get --raw=/readyz >/dev/null 2>&1 || printf '%s\n' "$url"
+  done
+}
+
+# health_gate WHAT: before a disruptive step (WHAT) on this server, every other server and its
+# etcd member must be healthy; one already down means this step would be a second disruption.
+health_gate() {
+  local down
+  down=$(unhealthy_servers)
+  if [ -n "$down" ]; then
+    die "refusing to $1 on $NODE: the server(s) at ${down//$'\n'/ } do not answer /readyz (an etcd member is" \
+      "already down or unhealthy; another disruption could lose quorum). Bring it back (or mark a dead server" \
+      "'gone: true'), then re-run; nothing was changed on $NODE"
+  fi
+  log "health gate passed: every other server answers /readyz"
+}
+
 # refuse_second_bootstrap: a fresh first server must never start a second cluster next to a live one.
 refuse_second_bootstrap() {
   local url answer

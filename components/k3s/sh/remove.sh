@@ -83,6 +83,7 @@ stop_service() {
 }
 
 leave_cluster() {
+  local down
   if ! find_survivor; then
     if k3s_runs_elsewhere; then
       die "K3s runs on another server but no other server's API answers; $NODE stays a member and" \
@@ -96,6 +97,12 @@ leave_cluster() {
     return 0
   fi
   command -v curl >/dev/null 2>&1 || die "curl is needed to check the etcd member list; install it on $NODE and re-run"
+  down=$(unhealthy_servers)
+  if [ -n "$down" ]; then
+    die "refusing to remove $NODE: the server(s) at ${down//$'\n'/ } do not answer /readyz; removing a" \
+      "healthy member while another is down can lose quorum. Bring it back (or mark a dead server 'gone: true')" \
+      "and re-run; nothing was changed on $NODE"
+  fi
   log "leaving the cluster through $SURVIVOR"
   log "draining $NODE (at most ${DRAIN_TIMEOUT}s; PodDisruptionBudgets are respected)"
   kubectl_at "$SURVIVOR" drain "$NODE" --ignore-daemonsets --delete-emptydir-data --force --timeout="${DRAIN_TIMEOUT}s" >&2 ||
