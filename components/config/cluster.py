@@ -56,6 +56,7 @@ class Node:
     storage: bool = True  # carries storage disks (Longhorn disk / Mayastor pool)
     ssh_user: str | None = None
     ssh_port: int | None = None
+    gone: bool = False  # dead for good: removed from a surviving server, never dialled again
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,7 @@ def parse_nodes(top: Reader) -> tuple[tuple[Node, ...], int]:
                                                "own prefix, e.g. example.com/role")
         taints = parse_taints(r, "taints")
         storage = r.boolean("storage", True)
+        gone = r.boolean("gone", False)
         user = r.string("user", pattern=r"[a-z_][a-z0-9_-]{0,31}", hint="a POSIX user name")
         port = r.integer("port", 0, minimum=1, maximum=65535) or None
         r.finish()
@@ -238,7 +240,7 @@ def parse_nodes(top: Reader) -> tuple[tuple[Node, ...], int]:
         if address is not None:
             addresses.setdefault(address, f"{path}.address")
         if name is not None and address is not None:
-            nodes.append(Node(name, address, role, labels, taints, storage, user, port))  # type: ignore[arg-type]
+            nodes.append(Node(name, address, role, labels, taints, storage, user, port, gone))  # type: ignore[arg-type]
     return tuple(nodes), servers
 
 

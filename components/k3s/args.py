@@ -45,6 +45,7 @@ class NodeSpec:
     ssh_user: str = "root"
     ssh_port: int = 22
     host_key: str | None = None
+    gone: bool = False  # dead for good: its steps are retained untouched, a survivor removes it
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,18 @@ class K3sClusterArgs:
         return self.servers[0]
 
     @property
+    def live_servers(self) -> tuple[NodeSpec, ...]:
+        return tuple(n for n in self.servers if not n.gone)
+
+    @property
+    def gone_nodes(self) -> tuple[NodeSpec, ...]:
+        return tuple(n for n in self.nodes if n.gone)
+
+    @property
     def deployed(self) -> DeployedState:
-        return DeployedState(self.version, tuple(n.name for n in self.servers), tuple(n.name for n in self.agents))
+        return DeployedState(
+            self.version, tuple(n.name for n in self.live_servers), tuple(n.name for n in self.agents if not n.gone),
+        )
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -159,6 +170,7 @@ class K3sClusterArgs:
                 labels=tuple(sorted({**cfg.storage.node_labels(n), **dict(n.labels)}.items())),
                 taints=tuple(str(t) for t in n.taints), storage=n.storage,
                 ssh_user=n.ssh_user or ssh.user, ssh_port=n.ssh_port or ssh.port, host_key=host_keys.get(n.name),
+                gone=n.gone,
             )
             for n in cfg.nodes
         )
@@ -181,7 +193,7 @@ class K3sClusterArgs:
             problem = upgrade_problem(previous.version, k3s.version)
             if problem:
                 problems.error("platform:versions.k3s", problem)
-            wanted = frozenset(n.name for n in nodes if n.role == "server")
+            wanted = frozenset(n.name for n in nodes if n.role == "server" and not n.gone)
             problem = removal_problem(frozenset(previous.servers), wanted)
             if problem:
                 problems.error("platform:nodes", problem)
@@ -262,6 +274,11 @@ def _validate(a: K3sClusterArgs, p: Problems) -> None:
             if "\n" in taint or ":" not in taint:
                 p.error(f"{np}.taints", f"{taint!r} is not a taint")
     servers = [n for n in a.nodes if n.role == "server"]
+    if servers and servers[0].gone:
+        p.error("platform:nodes[0].gone", f"the first server {servers[0].name} bootstraps the cluster and runs the "
+                "control steps: put a live server first in platform:nodes, then mark this one gone")
+    if servers and all(n.gone for n in servers):
+        p.error("platform:nodes", "every server is gone: restore one from an etcd snapshot (see the README)")
     if not servers:
         p.error("platform:nodes", "no node has role 'server'")
     elif len(servers) % 2 == 0:

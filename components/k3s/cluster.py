@@ -33,6 +33,9 @@ from components.k3s.plan import Step, install_plan
 TYPE_NAME = "platform:k3s:Cluster"
 SSH_DIAL_ERROR_LIMIT = 10
 SSH_PER_DIAL_TIMEOUT = 15
+RETAINED_COMMAND_INPUTS = ["connection", "create", "update", "delete", "stdin", "logging", "addPreviousOutputInEnv",
+                           "triggers", "environment"]
+RETAINED_STAGE_INPUTS = ["connection", "source", "remotePath", "triggers"]
 TOKEN_INPUTS = ["length", "lower", "upper", "numeric", "special", "minLower", "minNumeric", "keepers"]
 
 
@@ -111,6 +114,11 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
         resource_name = f"{name}-{step.key}"
         host = nodes[step.host]
         node = nodes[step.node] if step.node else None
+        if step.retained:
+            # A gone node: nothing may dial it. Its steps stay exactly as deployed (every input ignored, so no
+            # update) and are retained on delete (so removal and `pulumi destroy` never run its delete script).
+            ignored = RETAINED_STAGE_INPUTS if step.kind == "stage" else RETAINED_COMMAND_INPUTS
+            opts = opts.merge(pulumi.ResourceOptions(retain_on_delete=True, ignore_changes=ignored))
         if step.kind == "stage":
             assert node is not None and step.artefact is not None
             local = {"binary": args.airgap.binary, "installer": args.airgap.install_script,
@@ -131,6 +139,9 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
             create = str(scripts.prepare_script(args, node))
             if node.role == "agent":  # the last step of an agent's removal
                 delete = str(scripts.uninstall_script(args, node))
+        elif step.kind == "gone":
+            assert node is not None
+            create = str(scripts.gone_script(args, node))
         elif step.kind == "node":
             assert node is not None
             create = str(scripts.node_create_script(args, node))

@@ -34,7 +34,7 @@ from typing import Literal
 
 from components.k3s.args import K3sClusterArgs
 
-StepKind = Literal["preflight", "prepare", "stage", "install", "api-ready", "node", "member", "kubeconfig"]
+StepKind = Literal["preflight", "gone", "prepare", "stage", "install", "api-ready", "node", "member", "kubeconfig"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class Step:
     host: str  # the node whose SSH connection runs it
     after: tuple[str, ...] = ()
     artefact: str | None = None  # stage steps: "binary" | "installer" | "images"
+    # A gone node's own steps: kept exactly as deployed (no diff, never dialled) and retained on delete.
+    retained: bool = False
 
 
 def staged_artefacts(args: K3sClusterArgs) -> tuple[str, ...]:
@@ -56,19 +58,24 @@ def staged_artefacts(args: K3sClusterArgs) -> tuple[str, ...]:
 def install_plan(args: K3sClusterArgs) -> tuple[Step, ...]:
     first = args.first_server.name
     steps: list[Step] = [Step("preflight", "preflight", None, first)]
+    # Dead nodes leave first, from the first server, before any live server is restarted.
+    gone = [f"{n.name}-gone" for n in args.gone_nodes]
+    steps += [Step(key, "gone", n.name, first, ("preflight",)) for key, n in zip(gone, args.gone_nodes, strict=True)]
     node_prereqs: dict[str, tuple[str, ...]] = {}
     for node in args.nodes:
         keys = [f"{node.name}-prepare"]
-        steps.append(Step(keys[0], "prepare", node.name, node.name))
+        steps.append(Step(keys[0], "prepare", node.name, node.name, retained=node.gone))
         for artefact in staged_artefacts(args):
             key = f"{node.name}-stage-{artefact}"
-            steps.append(Step(key, "stage", node.name, node.name, artefact=artefact))
+            steps.append(Step(key, "stage", node.name, node.name, artefact=artefact, retained=node.gone))
             keys.append(key)
         node_prereqs[node.name] = tuple(keys)
     previous = "preflight"
     for server in args.servers:
         key = f"{server.name}-install"
-        steps.append(Step(key, "install", server.name, server.name, (previous, *node_prereqs[server.name])))
+        extra = tuple(gone) if previous == "preflight" else ()
+        steps.append(Step(key, "install", server.name, server.name, (previous, *extra, *node_prereqs[server.name]),
+                          retained=server.gone))
         previous = key
     steps.append(Step("api-ready", "api-ready", None, first, (previous,)))
     members: list[str] = []
@@ -76,11 +83,12 @@ def install_plan(args: K3sClusterArgs) -> tuple[Step, ...]:
         # Removal runs this chain backwards: drain (member), stop (install), delete the Node
         # (node, on server 1), uninstall (prepare); a failure stops it before the uninstall.
         node_key = f"{agent.name}-node"
-        steps.append(Step(node_key, "node", agent.name, first, ("api-ready", *node_prereqs[agent.name])))
+        steps.append(Step(node_key, "node", agent.name, first, ("api-ready", *node_prereqs[agent.name]),
+                          retained=agent.gone))
         install = f"{agent.name}-install"
-        steps.append(Step(install, "install", agent.name, agent.name, (node_key,)))
+        steps.append(Step(install, "install", agent.name, agent.name, (node_key,), retained=agent.gone))
         member = f"{agent.name}-member"
-        steps.append(Step(member, "member", agent.name, first, (install,)))
+        steps.append(Step(member, "member", agent.name, first, (install,), retained=agent.gone))
         members.append(member)
     steps.append(Step("kubeconfig", "kubeconfig", None, first, ("api-ready", *members)))
     return tuple(steps)

@@ -150,6 +150,7 @@ MEMBER_DELETE_BODY = shell_text("member-delete.sh")
 NODE_CREATE_BODY = shell_text("node-create.sh")
 NODE_DELETE_BODY = shell_text("node-delete.sh")
 UNINSTALL_BODY = shell_text("uninstall.sh")
+GONE_BODY = shell_text("gone.sh")
 KUBECONFIG_BODY = shell_text("kubeconfig.sh")
 
 
@@ -194,7 +195,7 @@ def _bool(value: bool) -> str:
 
 
 def _other_server_urls(args: K3sClusterArgs, node: NodeSpec) -> list[str]:
-    return [render.api_url(s.address) for s in args.servers if s.name != node.name]
+    return [render.api_url(s.address) for s in args.live_servers if s.name != node.name]
 
 
 def _common(args: K3sClusterArgs, node: NodeSpec, other_server_urls: Sequence[str] = ()) -> Values:
@@ -286,8 +287,9 @@ def preflight_script(args: K3sClusterArgs) -> Script:
     values: Values = {
         **_common(args, first, _other_server_urls(args, first)),
         "VERSION": args.version,
-        "SERVER_NAMES": [n.name for n in args.servers],
-        "NODE_NAMES": [n.name for n in args.nodes],
+        # A gone server is a removal (counted by the majority rule); gone nodes are not version-checked.
+        "SERVER_NAMES": [n.name for n in args.live_servers],
+        "NODE_NAMES": [n.name for n in args.nodes if not n.gone],
     }
     return assemble("preflight checks against the running cluster", values, PREFLIGHT_BODY)
 
@@ -333,6 +335,19 @@ def kubeconfig_script(args: K3sClusterArgs) -> Script:
     return assemble("print the admin kubeconfig", values, KUBECONFIG_BODY)
 
 
+def gone_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
+    """On the first server: delete a dead node's Node and wait until etcd drops its member."""
+    first = args.first_server
+    values: Values = {
+        **_common(args, first),
+        "TARGET": node.name,
+        "TARGET_ROLE": node.role,
+        "TARGET_PEER": render.url_host(node.address),
+        "DRAIN_TIMEOUT": args.timeouts.drain,
+    }
+    return assemble("remove a dead node from the cluster", values, GONE_BODY)
+
+
 def all_scripts(args: K3sClusterArgs) -> dict[str, Script]:
     """Every script of the stack, by a stable name (for tests, shellcheck and the render)."""
     out: dict[str, Script] = {
@@ -340,6 +355,8 @@ def all_scripts(args: K3sClusterArgs) -> dict[str, Script]:
         "api-ready.sh": api_ready_script(args),
         "kubeconfig.sh": kubeconfig_script(args),
     }
+    for node in args.gone_nodes:
+        out[f"{node.name}-gone.sh"] = gone_script(args, node)
     for node in args.nodes:
         out[f"{node.name}-prepare.sh"] = prepare_script(args, node)
         out[f"{node.name}-install.sh"] = install_script(args, node)

@@ -265,7 +265,12 @@ case $args in
   *" get node "*)
     if [ -e /stub/node-gone ]; then echo 'Error from server (NotFound): nodes "x" not found' >&2; exit 1; fi
     echo node/x ;;
-  *" drain "*|*" delete node "*) echo "$args" >>/stub/cluster-ops.log ;;
+  *" drain "*) echo "$args" >>/stub/cluster-ops.log ;;
+  *" delete node "*)
+    echo "$args" >>/stub/cluster-ops.log
+    n=${args#* delete node }; n=${n%% *}
+    [ -e /stub/member-sticks ] || sed -i "/\"name\":\"$n-/d" /stub/etcd-members 2>/dev/null || true
+    touch /stub/node-gone ;;
   *) echo "fake k3s: unsupported kubectl $*" >&2; exit 1 ;;
 esac
 """

@@ -125,6 +125,29 @@ health_gate() {
   log "health gate passed: every other server answers /readyz"
 }
 
+url_hostport() {
+  local host=${1#https://}
+  printf '%s\n' "${host%:*}"
+}
+
+# etcd_lists_member NAME PEER HOST: 0 when etcd (asked at HOST:2379 with this server's etcd client
+# certificate) still lists node NAME, 1 when not, 2 when it cannot tell. K3s names a member
+# "<node name>-<8 hex>"; its peer URL carries the node's address (PEER, bracketed when IPv6).
+etcd_lists_member() {
+  local tls=/var/lib/rancher/k3s/server/tls/etcd out
+  out=$(curl -s --connect-timeout 3 --max-time 10 --cacert "$tls/server-ca.crt" --cert "$tls/client.crt" \
+    --key "$tls/client.key" -X POST -d '{}' "https://$3:2379/v3/cluster/member/list" 2>/dev/null) || return 2
+  [[ $out == *'"members"'* ]] || return 2
+  if [[ $out =~ \"name\":\"${1}-[0-9a-f]{8}\" || $out == *"//$2:2380"* ]]; then return 0; fi
+  return 1
+}
+
+etcd_member_gone() {
+  local rc=0
+  etcd_lists_member "$@" || rc=$?
+  [ "$rc" -eq 1 ]
+}
+
 # refuse_second_bootstrap: a fresh first server must never start a second cluster next to a live one.
 refuse_second_bootstrap() {
   local url answer

@@ -10,7 +10,6 @@
 UNINSTALL=/usr/local/bin/k3s-agent-uninstall.sh
 SERVICE=k3s-agent
 if [ "$ROLE" = server ]; then UNINSTALL=/usr/local/bin/k3s-uninstall.sh SERVICE=k3s; fi
-ETCD_TLS=/var/lib/rancher/k3s/server/tls/etcd
 
 kubectl_at() {
   local url=$1
@@ -52,24 +51,7 @@ local_other_members() {
   printf '%s\n' "$others"
 }
 
-# etcd_lists_node: 0 when etcd (asked at SURVIVOR) still lists this node, 1 when not, 2 when it cannot tell.
-# K3s names a member "<node name>-<8 hex>"; its peer URL carries the node's address.
-etcd_lists_node() {
-  local host out
-  host=${SURVIVOR#https://}
-  host=${host%:*}
-  out=$(curl -s --connect-timeout 3 --max-time 10 --cacert "$ETCD_TLS/server-ca.crt" --cert "$ETCD_TLS/client.crt" \
-    --key "$ETCD_TLS/client.key" -X POST -d '{}' "https://$host:2379/v3/cluster/member/list" 2>/dev/null) || return 2
-  [[ $out == *'"members"'* ]] || return 2
-  if [[ $out =~ \"name\":\"${NODE}-[0-9a-f]{8}\" || $out == *"//$NODE_PEER:2380"* ]]; then return 0; fi
-  return 1
-}
-
-member_gone() {
-  local rc=0
-  etcd_lists_node || rc=$?
-  [ "$rc" -eq 1 ]
-}
+member_gone() { etcd_member_gone "$NODE" "$NODE_PEER" "$(url_hostport "$SURVIVOR")"; }
 
 stop_service() {
   if systemctl is-enabled --quiet "$SERVICE" 2>/dev/null; then
