@@ -31,3 +31,6 @@ pulumi.export("clusterName", cfg.cluster_name)
 pulumi.export("clusterKind", cfg.cluster_kind)
 pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig))
 pulumi.export("platformReady", platform.ready)
+if isinstance(cluster, K3sCluster):
+    # Secret: a restore from an etcd snapshot needs the cluster token (README, "K3s recovery").
+    pulumi.export("k3sToken", cluster.token)

@@ -46,6 +46,7 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
     api_ready: pulumi.Output[bool]
     api_endpoint: pulumi.Output[str]
     deployed: pulumi.Output[dict[str, Any]]
+    token: pulumi.Output[str]  # secret: what a restore from an etcd snapshot needs (README "Recovery")
 
     def __init__(self, name: str, args: K3sClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE_NAME, name, None, opts)
@@ -103,9 +104,10 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
         self.deployed = pulumi.Output.from_input(
             {"version": deployed.version, "servers": list(deployed.servers), "agents": list(deployed.agents)}
         )
+        self.token = pulumi.Output.secret(token.result)
         self.register_outputs({
             "kubeconfig": self.kubeconfig, "apiReady": self.api_ready, "apiEndpoint": self.api_endpoint,
-            "deployed": self.deployed,
+            "deployed": self.deployed, "token": self.token,
         })
 
     def _step(self, name: str, step: Step, nodes: dict[str, NodeSpec], connection: Any,

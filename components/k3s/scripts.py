@@ -47,6 +47,8 @@ from components.k3s.upgrade import shell_functions
 
 INSTALLER_URL = "https://raw.githubusercontent.com/k3s-io/k3s/{version}/install.sh"
 STATE_DIR = "/var/lib/platform/k3s"
+SNAPSHOT_DIR = "/var/lib/platform/k3s-snapshots"  # outside K3s's data dir and STATE_DIR: uninstall keeps it
+SNAPSHOT_KEEP = 5
 STAGE_DIR = f"{STATE_DIR}/staging"  # airgap uploads when the SSH user is root
 # ... and, relative to the user's home (where SFTP starts), when it is not: the upload runs
 # without sudo, so a root-owned directory cannot receive it.
@@ -244,6 +246,8 @@ def install_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
         "KUBE_VIP_PATH": render.KUBE_VIP_MANIFEST_PATH,
         "KUBE_VIP_MANIFEST": (render.kube_vip_manifest(args) or "") if node.role == "server" else "",
         "PROXY_ENV": render.proxy_env(args),
+        "SNAPSHOT_DIR": SNAPSHOT_DIR,
+        "SNAPSHOT_KEEP": SNAPSHOT_KEEP,
         "VIP_ADDRESS": args.vip.address if args.vip and node.role == "server" else "",
         "VIP_INTERFACE": (args.vip.interface or "") if args.vip and node.role == "server" else "",
     }
@@ -259,6 +263,8 @@ def remove_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
         "ROLE": node.role,
         "NODE_PEER": render.url_host(node.address),
         "DRAIN_TIMEOUT": args.timeouts.drain,
+        "SNAPSHOT_DIR": SNAPSHOT_DIR,
+        "SNAPSHOT_KEEP": SNAPSHOT_KEEP,
     }
     return assemble(f"remove K3s from a {node.role}", values, REMOVE_BODY)
 

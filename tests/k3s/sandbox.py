@@ -225,6 +225,14 @@ systemctl daemon-reload
 FAKE_K3S = r"""#!/bin/bash
 # Fake k3s @VERSION@: answers the few kubectl queries the scripts make.
 if [ "${1:-}" = --version ]; then echo "k3s version @VERSION@ (fake)"; echo "go version go1.24"; exit 0; fi
+if [ "${1:-}" = etcd-snapshot ]; then
+  echo "k3s $*" >>/stub/calls.log
+  [ -e /stub/snapshot-fails ] && { echo "snapshot failed" >&2; exit 1; }
+  d=/var/lib/rancher/k3s/server/db/snapshots; mkdir -p "$d"
+  n=$(cat /stub/snapshot-seq 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" >/stub/snapshot-seq
+  echo "snapshot $n" >"$d/$4-fake-node-$((1700000000 + n))"; touch -d "@$((1700000000 + n))" "$d/$4-fake-node-$((1700000000 + n))"
+  exit 0
+fi
 [ "${1:-}" = kubectl ] || exit 1
 shift
 echo "kubectl $*" >>/stub/calls.log

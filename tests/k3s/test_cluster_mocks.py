@@ -223,3 +223,7 @@ def test_agent_removal_chain_is_drain_stop_delete_node_uninstall(homelab: Cluste
     assert "k3s-agent-uninstall.sh" in prepare.inputs["delete"]
     # servers keep their prepare step without a delete: their install's delete does the whole removal
     assert not rec.named("homelab-k3s-control-02-prepare").inputs.get("delete")
+
+
+def test_the_cluster_token_is_a_secret_output_for_restores(homelab: ClusterRun) -> None:
+    assert "token" in homelab.secret_outputs

@@ -227,3 +227,44 @@ def test_health_gate_refuses_a_removal_while_another_member_is_down(tmp_path: Pa
     result = sb.run(scripts.remove_script(homelab, homelab.servers[1]))
     assert result.returncode != 0 and "refusing to remove k3s-control-02" in result.stderr
     assert sb.mutating_calls() == [] and "remote delete" not in "\n".join(sb.calls())
+
+
+def test_an_upgrade_takes_a_snapshot_first_and_keeps_it_outside_the_data_dir(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    sb = Sandbox(tmp_path)
+    assert install(sb, homelab, 1).returncode == 0
+    sb.reset_calls()
+    result = install(sb, dataclasses.replace(homelab, version=NEXT), 1)
+    assert result.returncode == 0, result.stderr
+    calls = sb.calls()
+    snap = calls.index("k3s etcd-snapshot save --name pre-upgrade")
+    assert snap < next(i for i, c in enumerate(calls) if c.startswith("installer"))
+    kept = list(sb.path(scripts.SNAPSHOT_DIR).iterdir())
+    assert [p.name.startswith("pre-upgrade-") for p in kept] == [True]
+    assert kept[0].stat().st_mode & 0o777 == 0o600
+    assert not (scripts.SNAPSHOT_DIR + "/").startswith(("/var/lib/rancher/k3s/", scripts.STATE_DIR + "/"))
+
+
+def test_a_failed_snapshot_stops_the_upgrade(tmp_path: Path, homelab: K3sClusterArgs) -> None:
+    sb = Sandbox(tmp_path)
+    assert install(sb, homelab, 1).returncode == 0
+    sb.path("/stub/snapshot-fails").touch()
+    sb.reset_calls()
+    result = install(sb, dataclasses.replace(homelab, version=NEXT), 1)
+    assert result.returncode != 0 and "the etcd snapshot before the upgrade" in result.stderr
+    assert not any(c.startswith(("installer", "systemctl restart")) for c in sb.calls())
+
+
+def test_a_removed_server_keeps_its_pre_removal_snapshot_after_the_uninstall(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    sb = leaving_server(tmp_path, homelab)
+    for _ in range(scripts.SNAPSHOT_KEEP + 2):  # older copies are pruned to SNAPSHOT_KEEP
+        assert sb.run(scripts.remove_script(dataclasses.replace(homelab), homelab.servers[1])).returncode == 0
+        assert install(sb, homelab, 1).returncode == 0
+        sb.path("/stub/etcd-members").write_text(MEMBERS)
+    calls = sb.calls()
+    assert calls.index("k3s etcd-snapshot save --name pre-removal") < calls.index("systemctl stop k3s")
+    kept = sorted(p.name for p in sb.path(scripts.SNAPSHOT_DIR).iterdir())
+    assert len(kept) == scripts.SNAPSHOT_KEEP and all(n.startswith("pre-removal-") for n in kept)

@@ -239,6 +239,7 @@ if [ ! -f "$UNIT_FILE" ] || [ "$installed" != "$VERSION" ] || [ "$applied" != "$
   if [ "$ROLE" = server ] && [ -f "$UNIT_FILE" ] && systemctl is-active --quiet "$SERVICE"; then
     health_gate "upgrade K3s to $VERSION"
     gated=1
+    snapshot_before pre-upgrade "the upgrade of $NODE to $VERSION"
   fi
   run_installer
   restart=1

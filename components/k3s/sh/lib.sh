@@ -148,6 +148,27 @@ etcd_member_gone() {
   [ "$rc" -eq 1 ]
 }
 
+# snapshot_before NAME WHAT: an on-demand etcd snapshot before WHAT (K3s also uploads it to S3 when
+# etcd-s3 is configured), copied to SNAPSHOT_DIR, outside K3s's data dir, so an uninstall keeps it.
+# The newest SNAPSHOT_KEEP copies are kept.
+snapshot_before() {
+  local src=/var/lib/rancher/k3s/server/db/snapshots f newest=""
+  log "taking the etcd snapshot $1 before $2"
+  k3s etcd-snapshot save --name "$1" >&2 ||
+    die "the etcd snapshot before $2 failed, so nothing was changed on $NODE; fix it (disk space?) and re-run"
+  for f in "$src/$1"-*; do
+    if [ -f "$f" ] && { [ -z "$newest" ] || [ "$f" -nt "$newest" ]; }; then newest=$f; fi
+  done
+  [ -n "$newest" ] || die "K3s reported the snapshot $1 but it is not in $src"
+  install -d -m 0700 "$SNAPSHOT_DIR"
+  install -p -m 0600 "$newest" "$SNAPSHOT_DIR/${newest##*/}"
+  changed "etcd snapshot $SNAPSHOT_DIR/${newest##*/}"
+  find "$SNAPSHOT_DIR" -maxdepth 1 -type f -name 'pre-*' -printf '%T@ %p\n' | sort -rn |
+    tail -n +"$((SNAPSHOT_KEEP + 1))" | cut -d' ' -f2- | while IFS= read -r old; do
+    if [ -n "$old" ]; then rm -f -- "$old"; fi
+  done
+}
+
 # refuse_second_bootstrap: a fresh first server must never start a second cluster next to a live one.
 refuse_second_bootstrap() {
   local url answer

@@ -85,6 +85,12 @@ leave_cluster() {
       "healthy member while another is down can lose quorum. Bring it back (or mark a dead server 'gone: true')" \
       "and re-run; nothing was changed on $NODE"
   fi
+  if systemctl is-active --quiet "$SERVICE" && api_local_ready; then
+    snapshot_before pre-removal "removing $NODE"
+  else
+    log "WARNING: K3s is not running on $NODE (an earlier attempt stopped it): no new snapshot; earlier ones are in" \
+      "$SNAPSHOT_DIR"
+  fi
   log "leaving the cluster through $SURVIVOR"
   log "draining $NODE (at most ${DRAIN_TIMEOUT}s; PodDisruptionBudgets are respected)"
   kubectl_at "$SURVIVOR" drain "$NODE" --ignore-daemonsets --delete-emptydir-data --force --timeout="${DRAIN_TIMEOUT}s" >&2 ||
