@@ -230,7 +230,8 @@ if [ "${1:-}" = etcd-snapshot ]; then
   [ -e /stub/snapshot-fails ] && { echo "snapshot failed" >&2; exit 1; }
   d=/var/lib/rancher/k3s/server/db/snapshots; mkdir -p "$d"
   n=$(cat /stub/snapshot-seq 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" >/stub/snapshot-seq
-  echo "snapshot $n" >"$d/$4-fake-node-$((1700000000 + n))"; touch -d "@$((1700000000 + n))" "$d/$4-fake-node-$((1700000000 + n))"
+  f="$d/$4-fake-node-$((1700000000 + n))"
+  echo "snapshot $n" >"$f"; touch -d "@$((1700000000 + n))" "$f"
   exit 0
 fi
 [ "${1:-}" = kubectl ] || exit 1
