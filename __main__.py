@@ -21,8 +21,12 @@ except ConfigError as err:
 for warning in cfg.warnings:
     pulumi.log.warn(warning)
 
+# The K3s component's name is fixed ("k3s"): its children's names must not change with clusterName
+# (a rename would replace, i.e. uninstall, every node). Stacks from before are aliased.
 cluster: K3sCluster | ShootCluster = (
-    K3sCluster(cfg.cluster_name, k3s_args) if k3s_args is not None else ShootCluster(cfg.cluster_name, cfg.cleura)
+    K3sCluster("k3s", k3s_args, opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name=cfg.cluster_name)]),
+               previous_names=(cfg.cluster_name,))
+    if k3s_args is not None else ShootCluster(cfg.cluster_name, cfg.cleura)
 )
 provider = k8s.Provider(f"{cfg.cluster_name}-k8s", kubeconfig=cluster.kubeconfig, delete_unreachable=True)
 platform = PlatformLayer(f"{cfg.cluster_name}-platform", cfg, opts=pulumi.ResourceOptions(providers=[provider]))

@@ -142,6 +142,7 @@ class K3s:
     disable_local_storage: bool
     proxy: Proxy | None = None
     secrets_encryption: bool = True
+    allow_destroy: bool = False
 
 
 def parse_proxy(k: Reader) -> Proxy | None:
@@ -391,8 +392,10 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
     disable_local = k.boolean("disableLocalStorage", True)
     proxy = parse_proxy(k)
     secrets_encryption = k.boolean("secretsEncryption", True)
+    allow_destroy = k.boolean("allowDestroy", False)
     k.finish()
     return K3s(
         version, endpoint, vip, kube_vip, sans, firewall, selinux, failover, etcd,  # type: ignore[arg-type]
         tuple(sorted(mirrors)), airgap, disable_local, proxy=proxy, secrets_encryption=secrets_encryption,
+        allow_destroy=allow_destroy,
     )

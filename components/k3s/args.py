@@ -119,6 +119,7 @@ class K3sClusterArgs:
     timeouts: Timeouts = field(default_factory=Timeouts)
     proxy: Proxy | None = None  # HTTP(S)_PROXY/NO_PROXY for the installer and the K3s unit
     secrets_encryption: bool = True  # K3s secrets-encryption (the Vault component relies on it)
+    allow_destroy: bool = False  # unprotects the servers' install steps (teardown, server removal)
 
     def __post_init__(self) -> None:
         problems = Problems()
@@ -206,7 +207,7 @@ class K3sClusterArgs:
             failover_tuning=k3s.failover_tuning, etcd=k3s.etcd, registry_mirrors=k3s.registry_mirrors,
             airgap=k3s.airgap, disable_local_storage=k3s.disable_local_storage, storage=storage,
             ssh_private_key=ssh.private_key, bastion=ssh.bastion, timeouts=timeouts or Timeouts(),
-            proxy=k3s.proxy, secrets_encryption=k3s.secrets_encryption,
+            proxy=k3s.proxy, secrets_encryption=k3s.secrets_encryption, allow_destroy=k3s.allow_destroy,
         )
 
 

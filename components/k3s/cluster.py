@@ -15,7 +15,10 @@ secret outputs, and leaves the component as a secret output.
 Re-runs: a command runs again only when its own inputs change (script text, which carries
 the version and every non-secret value, or the config.yaml on stdin). Every command has an
 ``update`` equal to its ``create``, so a change is an in-place update, never a replacement
-that would run the delete (uninstall) script.
+that would run the delete (uninstall) script, except a node's new address (a new host:
+``replace_on_changes`` on ``connection.host``). Child names do not contain the cluster's name,
+servers' install steps are protected unless ``k3s.allowDestroy``, and a gone node's steps are
+retained untouched.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ RETAINED_STAGE_INPUTS = ["connection", "source", "remotePath", "triggers"]
 TOKEN_INPUTS = ["length", "lower", "upper", "numeric", "special", "minLower", "minNumeric", "keepers"]
 
 
+def child_aliases(previous_names: tuple[str, ...], suffix: str) -> list[str]:
+    """The names a child ``<name>-<suffix>`` had under the component's earlier names."""
+    return [f"{previous}-{suffix}" for previous in previous_names]
+
+
 class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
     """A K3s HA cluster. `kubeconfig` (secret) resolves once every node has joined."""
 
@@ -48,17 +56,24 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
     deployed: pulumi.Output[dict[str, Any]]
     token: pulumi.Output[str]  # secret: what a restore from an etcd snapshot needs (README "Recovery")
 
-    def __init__(self, name: str, args: K3sClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: K3sClusterArgs, opts: pulumi.ResourceOptions | None = None,
+                 previous_names: tuple[str, ...] = ()) -> None:
+        """`name` should not change with the cluster's name (`__main__` passes ``k3s``): a child's
+        name is ``<name>-<step>``, so renaming would replace, i.e. uninstall, every node.
+        `previous_names`: earlier names, whose children are aliased to the current ones."""
         super().__init__(TYPE_NAME, name, None, opts)
         self.args = args
+        self._k3s_previous_names = tuple(p for p in previous_names if p != name)
         child = pulumi.ResourceOptions(parent=self)
         # Generated once; never regenerated (changing the token breaks every existing node).
         token_opts = child.merge(pulumi.ResourceOptions(ignore_changes=TOKEN_INPUTS))
         token = random.RandomPassword(
-            f"{name}-token", length=64, lower=True, upper=False, numeric=True, special=False, opts=token_opts,
+            f"{name}-token", length=64, lower=True, upper=False, numeric=True, special=False,
+            opts=token_opts.merge(self._alias_opts("token")),
         )
         agent_token = random.RandomPassword(
-            f"{name}-agent-token", length=64, lower=True, upper=False, numeric=True, special=False, opts=token_opts,
+            f"{name}-agent-token", length=64, lower=True, upper=False, numeric=True, special=False,
+            opts=token_opts.merge(self._alias_opts("agent-token")),
         )
         s3_key = args.etcd.s3.secret_key if args.etcd.s3 is not None else None
         secrets = pulumi.Output.all(
@@ -110,12 +125,21 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
             "deployed": self.deployed, "token": self.token,
         })
 
+    def _alias_opts(self, suffix: str) -> pulumi.ResourceOptions:
+        names = child_aliases(self._k3s_previous_names, suffix)
+        return pulumi.ResourceOptions(aliases=[pulumi.Alias(name=n) for n in names])
+
     def _step(self, name: str, step: Step, nodes: dict[str, NodeSpec], connection: Any,
               secrets: pulumi.Output[render.ConfigSecrets], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
         args = self.args
         resource_name = f"{name}-{step.key}"
         host = nodes[step.host]
         node = nodes[step.node] if step.node else None
+        opts = opts.merge(self._alias_opts(step.key))
+        if step.node is not None and step.host == step.node and not step.retained:
+            # A node's own steps dial its address: a new address is a new host, so they are replaced
+            # (the old host's delete runs against the old address), never updated in place.
+            opts = opts.merge(pulumi.ResourceOptions(replace_on_changes=["connection.host"]))
         if step.retained:
             # A gone node: nothing may dial it. Its steps stay exactly as deployed (every input ignored, so no
             # update) and are retained on delete (so removal and `pulumi destroy` never run its delete script).
@@ -131,6 +155,7 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
                 remote_path=scripts.stage_path(args, node, step.artefact), opts=opts,
             )
         create: str
+        triggers: list[str] | None = None
         delete: str | None = None
         stdin: pulumi.Output[str] | None = None
         extra = pulumi.ResourceOptions()
@@ -148,6 +173,8 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
             assert node is not None
             create = str(scripts.node_create_script(args, node))
             delete = str(scripts.node_delete_script(args, node))
+            # a new address is a new host under the same name: its old Node (and node password) must go first
+            triggers = [node.address]
             extra = pulumi.ResourceOptions(delete_before_replace=True)
         elif step.kind == "install":
             assert node is not None
@@ -155,7 +182,11 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
             delete = str(scripts.remove_script(args, node))
             bound = node
             stdin = pulumi.Output.secret(secrets.apply(lambda s: render.render_node_config(args, bound, s)))
-            extra = pulumi.ResourceOptions(delete_before_replace=True)
+            # A server's install is protected unless k3s.allowDestroy: a rename, a wrong node list or a
+            # `pulumi destroy` can then never uninstall an etcd member by accident.
+            extra = pulumi.ResourceOptions(
+                delete_before_replace=True, protect=node.role == "server" and not args.allow_destroy,
+            )
         elif step.kind == "api-ready":
             create = str(scripts.api_ready_script(args))
         elif step.kind == "member":
@@ -175,6 +206,7 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
             update=create,
             delete=delete,
             stdin=stdin,
+            triggers=triggers,
             add_previous_output_in_env=False,
             logging=remote.Logging.NONE if step.kind == "kubeconfig" else remote.Logging.STDOUT_AND_STDERR,
             opts=opts.merge(extra),
