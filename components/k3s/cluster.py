@@ -166,6 +166,9 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
             create = str(scripts.prepare_script(args, node))
             if node.role == "agent":  # the last step of an agent's removal
                 delete = str(scripts.uninstall_script(args, node))
+        elif step.kind == "labels":
+            assert node is not None
+            create = str(scripts.labels_script(args, node))
         elif step.kind == "gone":
             assert node is not None
             create = str(scripts.gone_script(args, node))

@@ -34,7 +34,9 @@ from typing import Literal
 
 from components.k3s.args import K3sClusterArgs
 
-StepKind = Literal["preflight", "gone", "prepare", "stage", "install", "api-ready", "node", "member", "kubeconfig"]
+StepKind = Literal[
+    "preflight", "gone", "prepare", "stage", "install", "api-ready", "node", "member", "labels", "kubeconfig",
+]
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,9 @@ def install_plan(args: K3sClusterArgs) -> tuple[Step, ...]:
                           retained=server.gone))
         previous = key
     steps.append(Step("api-ready", "api-ready", None, first, (previous,)))
+    for server in args.servers:
+        steps.append(Step(f"{server.name}-labels", "labels", server.name, first, ("api-ready",),
+                          retained=server.gone))
     members: list[str] = []
     for agent in args.agents:
         # Removal runs this chain backwards: drain (member), stop (install), delete the Node
@@ -89,6 +94,7 @@ def install_plan(args: K3sClusterArgs) -> tuple[Step, ...]:
         steps.append(Step(install, "install", agent.name, agent.name, (node_key,), retained=agent.gone))
         member = f"{agent.name}-member"
         steps.append(Step(member, "member", agent.name, first, (install,), retained=agent.gone))
+        steps.append(Step(f"{agent.name}-labels", "labels", agent.name, first, (member,), retained=agent.gone))
         members.append(member)
     steps.append(Step("kubeconfig", "kubeconfig", None, first, ("api-ready", *members)))
     return tuple(steps)

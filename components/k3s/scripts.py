@@ -153,6 +153,7 @@ NODE_CREATE_BODY = shell_text("node-create.sh")
 NODE_DELETE_BODY = shell_text("node-delete.sh")
 UNINSTALL_BODY = shell_text("uninstall.sh")
 GONE_BODY = shell_text("gone.sh")
+LABELS_BODY = shell_text("labels.sh")
 KUBECONFIG_BODY = shell_text("kubeconfig.sh")
 
 
@@ -341,6 +342,19 @@ def kubeconfig_script(args: K3sClusterArgs) -> Script:
     return assemble("print the admin kubeconfig", values, KUBECONFIG_BODY)
 
 
+def labels_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
+    """On the first server: the node's labels and taints, applied through the API (no restart)."""
+    first = args.first_server
+    values: Values = {
+        **_common(args, first),
+        "TARGET": node.name,
+        "LABELS": render.node_labels(args, node),
+        "TAINTS": list(node.taints),
+        "READY_TIMEOUT": args.timeouts.agent_ready,
+    }
+    return assemble("apply a node's labels and taints", values, LABELS_BODY)
+
+
 def gone_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
     """On the first server: delete a dead node's Node and wait until etcd drops its member."""
     first = args.first_server
@@ -364,6 +378,7 @@ def all_scripts(args: K3sClusterArgs) -> dict[str, Script]:
     for node in args.gone_nodes:
         out[f"{node.name}-gone.sh"] = gone_script(args, node)
     for node in args.nodes:
+        out[f"{node.name}-labels.sh"] = labels_script(args, node)
         out[f"{node.name}-prepare.sh"] = prepare_script(args, node)
         out[f"{node.name}-install.sh"] = install_script(args, node)
         out[f"{node.name}-remove.sh"] = remove_script(args, node)

@@ -268,6 +268,31 @@ running=$(cat "/stub/running-$svc")
 case $args in
   *" get --raw=/readyz "*) echo ok ;;
   *" get nodes "*) cat /stub/cluster-nodes 2>/dev/null || true ;;
+  *" get node "*"annotations"*)
+    f=/stub/ann-taints; [[ $args == *managed-labels* ]] && f=/stub/ann-labels
+    cat "$f" 2>/dev/null || true ;;
+  *" get node "*"spec.taints"*) sed 's/^\([^=:]*\):/\1=:/' /stub/taints 2>/dev/null || true ;;
+  *" label node "*|*" taint node "*|*" annotate node "*)
+    echo "$args" >>/stub/cluster-ops.log
+    verb=$(sed 's/.* \(label\|taint\|annotate\) node .*/\1/' <<<"$args")
+    store=/stub/labels; [ "$verb" = taint ] && store=/stub/taints; touch "$store"
+    seen=0 did=0
+    for a in "$@"; do
+      if [ "$seen" -lt 2 ]; then case $a in node) seen=1 ;; *) [ "$seen" = 1 ] && seen=2 ;; esac; continue; fi
+      case $a in --*) continue ;; esac
+      if [ "$verb" = annotate ]; then
+        k=${a%%=*}; f=/stub/ann-labels; [[ $k == *taints ]] && f=/stub/ann-taints
+        [ "$(cat "$f" 2>/dev/null)" = "${a#*=}" ] || { printf '%s' "${a#*=}" >"$f"; did=1; }
+        continue
+      fi
+      if [[ $a == *- ]]; then k=${a%-}; [ "$verb" = taint ] && k=${k%%:*}
+        grep -q "^$k[=:]" "$store" && { sed -i "\\|^$k[=:]|d" "$store"; did=1; }
+      else
+        grep -qxF "$a" "$store" || { k=${a%%[=:]*}; sed -i "\\|^$k[=:]|d" "$store"; echo "$a" >>"$store"; did=1; }
+      fi
+    done
+    past=${verb}ed; [ "$verb" = annotate ] && past=annotated
+    if [ "$did" = 1 ]; then echo "node/x $past"; else echo "node/x not $past"; fi ;;
   *" get node "*"etcd"*) echo "$running true" ;;
   *" get node "*"kubeletVersion"*) echo "$running" ;;
   *" get node "*"InternalIP"*) cat /stub/internal-ip ;;

@@ -39,3 +39,9 @@ def test_describe_names_the_order_for_reviewers() -> None:
     assert "agents, in parallel once the API answers: node-a1, node-a2" in text
     assert "critical path, 9 remote steps" in text
     assert "then node-s3 -> node-s2 -> node-s1" in text
+
+
+def test_every_node_gets_a_labels_step_on_the_first_server_after_it_registered() -> None:
+    plan = {s.key: s for s in install_plan(sized_args(3, 2))}
+    assert plan["node-s2-labels"].after == ("api-ready",) and plan["node-s2-labels"].host == "node-s1"
+    assert plan["node-a1-labels"].after == ("node-a1-member",) and plan["node-a1-labels"].host == "node-s1"

@@ -268,3 +268,46 @@ def test_a_removed_server_keeps_its_pre_removal_snapshot_after_the_uninstall(
     assert calls.index("k3s etcd-snapshot save --name pre-removal") < calls.index("systemctl stop k3s")
     kept = sorted(p.name for p in sb.path(scripts.SNAPSHOT_DIR).iterdir())
     assert len(kept) == scripts.SNAPSHOT_KEEP and all(n.startswith("pre-removal-") for n in kept)
+
+
+def test_taint_and_label_changes_go_through_the_api_without_a_restart(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    sb = Sandbox(tmp_path)
+    assert install(sb, homelab, 0).returncode == 0
+    agent = homelab.agents[0]
+    tainted = dataclasses.replace(agent, taints=("dedicated=gpu:NoSchedule", "spot:NoExecute"),
+                                  labels=(*agent.labels, ("example.com/tier", "gold")))
+    args = dataclasses.replace(homelab, nodes=tuple(tainted if n.name == agent.name else n for n in homelab.nodes))
+    first = sb.run(scripts.labels_script(args, tainted))
+    assert first.returncode == 0, first.stderr
+    assert set(sb.path("/stub/taints").read_text().split()) == {"dedicated=gpu:NoSchedule", "spot:NoExecute"}
+    assert "example.com/tier=gold" in sb.path("/stub/labels").read_text()
+    again = sb.run(scripts.labels_script(args, tainted))
+    assert (again.returncode, again.changes) == (0, 0), again.stderr
+    # dropping a taint and a label removes them from the Node (K3s itself would keep both)
+    fewer = dataclasses.replace(tainted, taints=("spot:NoExecute",), labels=agent.labels)
+    args2 = dataclasses.replace(homelab, nodes=tuple(fewer if n.name == agent.name else n for n in homelab.nodes))
+    removed = sb.run(scripts.labels_script(args2, fewer))
+    assert removed.returncode == 0, removed.stderr
+    assert sb.path("/stub/taints").read_text().split() == ["spot:NoExecute"]
+    assert "example.com/tier" not in sb.path("/stub/labels").read_text()
+
+
+def test_a_taint_only_change_does_not_restart_k3s(tmp_path: Path, homelab: K3sClusterArgs) -> None:
+    sb = Sandbox(tmp_path)
+    assert install(sb, homelab, 3).returncode == 0
+    agent = homelab.agents[0]
+    tainted = dataclasses.replace(agent, taints=("dedicated=gpu:NoSchedule",))
+    args = dataclasses.replace(homelab, nodes=tuple(tainted if n.name == agent.name else n for n in homelab.nodes))
+    sb.reset_calls()
+    result = install(sb, args, 3)
+    assert result.returncode == 0, result.stderr
+    assert "node-taint" in sb.path("/etc/rancher/k3s/config.yaml").read_text()  # still there for a re-registration
+    assert not any(c.startswith("systemctl restart") for c in sb.calls())
+    # an existing node whose marker predates this rule (digest of the whole file) does not restart either
+    sb.path("/var/lib/platform/k3s/applied-config.sha256").write_text(
+        __import__("hashlib").sha256(sb.path("/etc/rancher/k3s/config.yaml").read_bytes()).hexdigest() + "\n")
+    sb.reset_calls()
+    assert install(sb, args, 3).returncode == 0
+    assert not any(c.startswith("systemctl restart") for c in sb.calls())

@@ -105,9 +105,26 @@ run_installer() {
   changed "installed K3s $VERSION"
 }
 
+# without_registration_keys: config.yaml minus node-label / node-taint. K3s reads those only when
+# the node registers; later changes are applied through the API (the labels step), not by a restart.
+without_registration_keys() {
+  local line skip=0
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [[ $line == node-label:* || $line == node-taint:* ]]; then
+      skip=1
+      continue
+    fi
+    if [ "$skip" -eq 1 ] && [[ $line == "- "* ]]; then continue; fi
+    skip=0
+    printf '%s\n' "$line"
+  done </etc/rancher/k3s/config.yaml
+}
+
+# config_digest [full]: what a restart depends on; 'full' is the digest of the whole config.yaml
+# (how runs before the labels step computed it: a marker of either kind means "applied").
 config_digest() {
   {
-    cat /etc/rancher/k3s/config.yaml
+    if [ "${1:-}" = full ]; then cat /etc/rancher/k3s/config.yaml; else without_registration_keys; fi
     if [ -f /etc/rancher/k3s/registries.yaml ]; then cat /etc/rancher/k3s/registries.yaml; fi
     # the unit's environment (k3s.proxy); empty on nodes without a proxy, so their digest is unchanged
     if [ -s "$ENV_FILE" ]; then cat "$ENV_FILE"; fi
@@ -246,7 +263,8 @@ if [ ! -f "$UNIT_FILE" ] || [ "$installed" != "$VERSION" ] || [ "$applied" != "$
 fi
 write_unit_env
 digest=$(config_digest)
-if [ "$(cat "$MARKER" 2>/dev/null || true)" != "$digest" ]; then restart=1; fi
+marker=$(cat "$MARKER" 2>/dev/null || true)
+if [ "$marker" != "$digest" ] && [ "$marker" != "$(config_digest full)" ]; then restart=1; fi
 before=$(systemctl show -p InvocationID --value "$SERVICE" 2>/dev/null || true)
 state=$(systemctl is-active "$SERVICE" 2>/dev/null || true)
 started=0
