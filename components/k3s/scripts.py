@@ -307,6 +307,7 @@ def api_ready_script(args: K3sClusterArgs) -> Script:
         **_common(args, first),
         "API_URL": render.api_url(args.api_endpoint),
         "READY_TIMEOUT": args.timeouts.api_ready,
+        "KUBE_VIP": _bool(args.vip is not None),  # off: kube-vip's objects are deleted once every server is done
     }
     return assemble("wait for the API endpoint", values, API_READY_BODY)
 

@@ -300,6 +300,10 @@ case $args in
     if [ -e /stub/node-gone ]; then echo 'Error from server (NotFound): nodes "x" not found' >&2; exit 1; fi
     echo node/x ;;
   *" drain "*) echo "$args" >>/stub/cluster-ops.log ;;
+  *" delete "*" -l "*|*" delete addons"*)
+    echo "$args" >>/stub/cluster-ops.log
+    if [ -e /stub/kube-vip-objects ]; then echo "daemonset.apps \"kube-vip-ds\" deleted"
+    else echo "No resources found"; fi ;;
   *" delete node "*)
     echo "$args" >>/stub/cluster-ops.log
     n=${args#* delete node }; n=${n%% *}

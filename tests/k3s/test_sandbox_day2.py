@@ -311,3 +311,24 @@ def test_a_taint_only_change_does_not_restart_k3s(tmp_path: Path, homelab: K3sCl
     sb.reset_calls()
     assert install(sb, args, 3).returncode == 0
     assert not any(c.startswith("systemctl restart") for c in sb.calls())
+
+
+def test_turning_the_vip_off_deletes_kube_vip_from_the_cluster(tmp_path: Path, homelab: K3sClusterArgs) -> None:
+    sb = Sandbox(tmp_path)
+    assert install(sb, homelab, 0).returncode == 0
+    assert sb.path(render.KUBE_VIP_MANIFEST_PATH).exists()
+    on = sb.run(scripts.api_ready_script(homelab))
+    ops_path = sb.path("/stub/cluster-ops.log")
+    assert on.returncode == 0 and " delete " not in (ops_path.read_text() if ops_path.exists() else "")
+    off = dataclasses.replace(homelab, vip=None, api_endpoint="192.0.2.51")
+    assert install(sb, off, 0).returncode == 0
+    assert not sb.path(render.KUBE_VIP_MANIFEST_PATH).exists()
+    sb.path("/stub/kube-vip-objects").touch()
+    result = sb.run(scripts.api_ready_script(off))
+    assert result.returncode == 0, result.stderr
+    ops = sb.path("/stub/cluster-ops.log").read_text()
+    selector = "-l app.kubernetes.io/name=kube-vip,app.kubernetes.io/managed-by=platform"
+    assert f"delete daemonset,serviceaccount -n kube-system {selector}" in ops
+    assert f"delete clusterrole,clusterrolebinding {selector}" in ops
+    assert "delete addons.k3s.cattle.io platform-kube-vip -n kube-system" in ops
+    assert "kube-vip: daemonset.apps" in result.stderr
