@@ -23,6 +23,8 @@ retained untouched.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from typing import Any
 
 import pulumi
@@ -40,6 +42,12 @@ RETAINED_COMMAND_INPUTS = ["connection", "create", "update", "delete", "stdin", 
                            "triggers", "environment"]
 RETAINED_STAGE_INPUTS = ["connection", "source", "remotePath", "triggers"]
 TOKEN_INPUTS = ["length", "lower", "upper", "numeric", "special", "minLower", "minNumeric", "keepers"]
+
+
+def ca_hash_of(stdout: str | None) -> str | None:
+    """The CA hash the ca-hash step printed (None in previews and mocks: the short token form)."""
+    text = (stdout or "").strip()
+    return text if re.fullmatch(r"[0-9a-f]{64}", text) else None
 
 
 def child_aliases(previous_names: tuple[str, ...], suffix: str) -> list[str]:
@@ -103,6 +111,12 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
             deps: list[pulumi.Resource] = [self.steps[key] for key in step.after]
             opts_ = child.merge(pulumi.ResourceOptions(depends_on=deps))
             self.steps[step.key] = self._step(name, step, nodes, connection, secrets, opts_)
+            if step.kind == "ca-hash":
+                hash_cmd = self.steps[step.key]
+                assert isinstance(hash_cmd, remote.Command)
+                # Joins after server 1 carry the CA hash (the secure token form).
+                secrets = pulumi.Output.all(secrets, hash_cmd.stdout).apply(
+                    lambda v: dataclasses.replace(v[0], ca_hash=ca_hash_of(v[1])))
 
         api = self.steps["api-ready"]
         kubeconfig_cmd = self.steps["kubeconfig"]
@@ -166,6 +180,8 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
             create = str(scripts.prepare_script(args, node))
             if node.role == "agent":  # the last step of an agent's removal
                 delete = str(scripts.uninstall_script(args, node))
+        elif step.kind == "ca-hash":
+            create = str(scripts.ca_hash_script(args))
         elif step.kind == "labels":
             assert node is not None
             create = str(scripts.labels_script(args, node))

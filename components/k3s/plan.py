@@ -35,7 +35,8 @@ from typing import Literal
 from components.k3s.args import K3sClusterArgs
 
 StepKind = Literal[
-    "preflight", "gone", "prepare", "stage", "install", "api-ready", "node", "member", "labels", "kubeconfig",
+    "preflight", "gone", "prepare", "stage", "install", "ca-hash", "api-ready", "node", "member", "labels",
+    "kubeconfig",
 ]
 
 
@@ -75,10 +76,15 @@ def install_plan(args: K3sClusterArgs) -> tuple[Step, ...]:
     previous = "preflight"
     for server in args.servers:
         key = f"{server.name}-install"
-        extra = tuple(gone) if previous == "preflight" else ()
+        # server 1 waits for the dead nodes to leave; every later server's config carries the CA hash
+        extra = tuple(gone) if previous == "preflight" else ("ca-hash",) if previous != "ca-hash" else ()
         steps.append(Step(key, "install", server.name, server.name, (previous, *extra, *node_prereqs[server.name]),
                           retained=server.gone))
         previous = key
+        if server.name == first:
+            # Every later join carries the cluster CA's hash (the secure token form).
+            steps.append(Step("ca-hash", "ca-hash", None, first, (key,)))
+            previous = "ca-hash"
     steps.append(Step("api-ready", "api-ready", None, first, (previous,)))
     for server in args.servers:
         steps.append(Step(f"{server.name}-labels", "labels", server.name, first, ("api-ready",),
@@ -91,7 +97,7 @@ def install_plan(args: K3sClusterArgs) -> tuple[Step, ...]:
         steps.append(Step(node_key, "node", agent.name, first, ("api-ready", *node_prereqs[agent.name]),
                           retained=agent.gone))
         install = f"{agent.name}-install"
-        steps.append(Step(install, "install", agent.name, agent.name, (node_key,), retained=agent.gone))
+        steps.append(Step(install, "install", agent.name, agent.name, (node_key, "ca-hash"), retained=agent.gone))
         member = f"{agent.name}-member"
         steps.append(Step(member, "member", agent.name, first, (install,), retained=agent.gone))
         steps.append(Step(f"{agent.name}-labels", "labels", agent.name, first, (member,), retained=agent.gone))

@@ -43,6 +43,12 @@ class ConfigSecrets:
     token: str
     agent_token: str
     etcd_s3_secret_key: str | None = None
+    ca_hash: str | None = None  # sha256 of the cluster CA (PEM): joins use the secure token form
+
+    def join_token(self, user: str, password: str) -> str:
+        """``K10<CA hash>::<user>:<password>`` once the CA is known: the joining node checks the
+        server's CA against the hash before it sends any credential. The short form before."""
+        return f"K10{self.ca_hash}::{user}:{password}" if self.ca_hash else password
 
     def __repr__(self) -> str:
         return "ConfigSecrets(<redacted>)"
@@ -152,13 +158,16 @@ def server_config(args: K3sClusterArgs, node: NodeSpec, secrets: ConfigSecrets) 
     else:
         doc["server"] = api_url(args.first_server.address)
     doc.update(server_common(args, secrets))
+    if node.name != args.first_server.name:
+        doc["token"] = secrets.join_token("server", secrets.token)
     return doc
 
 
 def agent_config(args: K3sClusterArgs, node: NodeSpec, secrets: ConfigSecrets) -> dict[str, Any]:
     if node.role != "agent":
         raise ValueError(f"{node.name} is not an agent")
-    doc = {"server": api_url(args.api_endpoint), "token": secrets.agent_token, **_node_part(args, node)}
+    doc = {"server": api_url(args.api_endpoint), "token": secrets.join_token("node", secrets.agent_token),
+           **_node_part(args, node)}
     if args.selinux:
         doc["selinux"] = True
     return doc

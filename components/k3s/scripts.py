@@ -154,6 +154,7 @@ NODE_DELETE_BODY = shell_text("node-delete.sh")
 UNINSTALL_BODY = shell_text("uninstall.sh")
 GONE_BODY = shell_text("gone.sh")
 LABELS_BODY = shell_text("labels.sh")
+CA_HASH_BODY = shell_text("ca-hash.sh")
 KUBECONFIG_BODY = shell_text("kubeconfig.sh")
 
 
@@ -343,6 +344,11 @@ def kubeconfig_script(args: K3sClusterArgs) -> Script:
     return assemble("print the admin kubeconfig", values, KUBECONFIG_BODY)
 
 
+def ca_hash_script(args: K3sClusterArgs) -> Script:
+    """On the first server: the cluster CA's sha256 (stdout), which the secure join token carries."""
+    return assemble("print the cluster CA hash", {**_common(args, args.first_server)}, CA_HASH_BODY)
+
+
 def labels_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
     """On the first server: the node's labels and taints, applied through the API (no restart)."""
     first = args.first_server
@@ -375,6 +381,7 @@ def all_scripts(args: K3sClusterArgs) -> dict[str, Script]:
         "preflight.sh": preflight_script(args),
         "api-ready.sh": api_ready_script(args),
         "kubeconfig.sh": kubeconfig_script(args),
+        "ca-hash.sh": ca_hash_script(args),
     }
     for node in args.gone_nodes:
         out[f"{node.name}-gone.sh"] = gone_script(args, node)

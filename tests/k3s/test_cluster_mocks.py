@@ -71,9 +71,12 @@ def test_servers_join_one_at_a_time_in_a_chain(homelab: ClusterRun) -> None:
     servers = ["k3s-control-01", "k3s-control-02", "k3s-control-03"]
     assert step_deps(rec, rec.named("homelab-k3s-control-01-install")) == {
         "homelab-preflight", "homelab-k3s-control-01-prepare"}
+    # server 1, then the CA hash for the secure join token, then each later server
+    assert step_deps(rec, rec.named("homelab-ca-hash")) == {"homelab-k3s-control-01-install"}
     for previous, server in itertools.pairwise(servers):
+        before = "homelab-ca-hash" if previous == servers[0] else f"homelab-{previous}-install"
         assert step_deps(rec, rec.named(f"homelab-{server}-install")) == {
-            f"homelab-{previous}-install", f"homelab-{server}-prepare"}
+            before, "homelab-ca-hash", f"homelab-{server}-prepare"}
     assert step_deps(rec, rec.named("homelab-api-ready")) == {"homelab-k3s-control-03-install"}
 
 
@@ -82,7 +85,7 @@ def test_agents_depend_only_on_the_api_and_their_own_host(homelab: ClusterRun) -
     agents = ["k3s-worker-01", "k3s-worker-02", "k3s-worker-03"]
     for agent in agents:
         install = rec.named(f"homelab-{agent}-install")
-        assert step_deps(rec, install) == {f"homelab-{agent}-node"}
+        assert step_deps(rec, install) == {f"homelab-{agent}-node", "homelab-ca-hash"}
         assert step_deps(rec, rec.named(f"homelab-{agent}-node")) == {"homelab-api-ready", f"homelab-{agent}-prepare"}
         for other in agents:
             if other != agent:

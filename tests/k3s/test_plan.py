@@ -12,7 +12,7 @@ from .stacks import sized_args
 @pytest.mark.parametrize(("servers", "agents"), [(1, 0), (3, 0), (3, 3), (3, 30), (5, 300)])
 def test_critical_path_is_servers_plus_a_constant(servers: int, agents: int) -> None:
     path = critical_path(install_plan(sized_args(servers, agents)))
-    assert len(path) == servers + (6 if agents else 3)
+    assert len(path) == servers + (7 if agents else 4)
     installs = [k for k in path if k.endswith("-install")]
     assert installs[:servers] == [f"node-s{i}-install" for i in range(1, servers + 1)]
 
@@ -37,7 +37,7 @@ def test_describe_names_the_order_for_reviewers() -> None:
     text = describe(sized_args(3, 2))
     assert "servers, one at a time: node-s1 -> node-s2 -> node-s3" in text
     assert "agents, in parallel once the API answers: node-a1, node-a2" in text
-    assert "critical path, 9 remote steps" in text
+    assert "critical path, 10 remote steps" in text
     assert "then node-s3 -> node-s2 -> node-s1" in text
 
 

@@ -183,3 +183,19 @@ def test_secrets_encryption_is_on_by_default_and_identical_on_every_server() -> 
     assert all("secrets-encryption" not in doc for doc in server_docs(off))
     agent = render.agent_config(args, args.agents[0], SECRETS)
     assert "secrets-encryption" not in agent  # a server-only flag
+
+
+def test_joins_use_the_secure_token_form_once_the_ca_hash_is_known() -> None:
+    args = homelab_args()
+    ca = "ab" * 32
+    secure = dataclasses.replace(SECRETS, ca_hash=ca)
+    first = render.server_config(args, args.servers[0], secure)
+    assert first["token"] == SECRETS.token  # server 1 defines the token: short form
+    joining = render.server_config(args, args.servers[1], secure)
+    assert joining["token"] == f"K10{ca}::server:{SECRETS.token}"
+    agent = render.agent_config(args, args.agents[0], secure)
+    assert agent["token"] == f"K10{ca}::node:{SECRETS.agent_token}"
+    # unknown hash (preview, mocks): the short form
+    assert render.agent_config(args, args.agents[0], SECRETS)["token"] == SECRETS.agent_token
+    # critical keys still identical on every server: the secure form is only per-node presentation
+    assert "token" in render.CRITICAL_SERVER_KEYS

@@ -332,3 +332,29 @@ def test_turning_the_vip_off_deletes_kube_vip_from_the_cluster(tmp_path: Path, h
     assert f"delete clusterrole,clusterrolebinding {selector}" in ops
     assert "delete addons.k3s.cattle.io platform-kube-vip -n kube-system" in ops
     assert "kube-vip: daemonset.apps" in result.stderr
+
+
+def test_ca_hash_and_switching_a_node_to_the_secure_token_restarts_nothing(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    import hashlib
+
+    sb = Sandbox(tmp_path)
+    assert install(sb, homelab, 0).returncode == 0
+    ca = sb.path("/var/lib/rancher/k3s/server/tls/server-ca.crt")
+    ca.parent.mkdir(parents=True, exist_ok=True)
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    result = sb.run(scripts.ca_hash_script(homelab))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == hashlib.sha256(ca.read_bytes()).hexdigest() + "\n"  # stdout is the hash only
+    # an agent that joined with the short form switches to the secure form without a restart
+    agent_sb = Sandbox(tmp_path / "agent")
+    assert install(agent_sb, homelab, 3).returncode == 0
+    secure = dataclasses.replace(SECRETS, ca_hash=result.stdout.strip())
+    agent = homelab.agents[0]
+    agent_sb.reset_calls()
+    switched = agent_sb.run(scripts.install_script(homelab, agent),
+                            stdin=render.render_node_config(homelab, agent, secure))
+    assert switched.returncode == 0, switched.stderr
+    assert f"token: K10{secure.ca_hash}::node:" in agent_sb.path("/etc/rancher/k3s/config.yaml").read_text()
+    assert not any(c.startswith("systemctl restart") for c in agent_sb.calls())

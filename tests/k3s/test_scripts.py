@@ -60,7 +60,7 @@ def test_every_script_passes_shellcheck(rendered: dict[str, dict[str, str]], tmp
     proc = subprocess.run(["shellcheck", "--severity=style", *files], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[:4000]
     # + node, node-delete, uninstall per agent, + labels per node
-    assert len(files) == 27 + 8 * 3 + 5 * 2 + 3 + 3 * (3 + 5) + (6 + 8)
+    assert len(files) == 27 + 8 * 3 + 5 * 2 + 3 + 3 * (3 + 5) + (6 + 8) + 2  # + ca-hash
 
 
 def test_scripts_are_complete_and_strict(rendered: dict[str, dict[str, str]]) -> None:

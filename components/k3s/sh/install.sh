@@ -105,11 +105,21 @@ run_installer() {
   changed "installed K3s $VERSION"
 }
 
+# short_tokens: config.yaml with secure tokens (K10<CA hash>::<user>:<password>) in their short form
+# (the password): the same credentials, so switching a node to the secure form restarts nothing.
+short_tokens() {
+  local line re='^(token|agent-token): K10[0-9a-f]+::[a-z]+:(.*)$'
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [[ $line =~ $re ]]; then line="${BASH_REMATCH[1]}: ${BASH_REMATCH[2]}"; fi
+    printf '%s\n' "$line"
+  done </etc/rancher/k3s/config.yaml
+}
+
 # without_registration_keys: config.yaml minus node-label / node-taint. K3s reads those only when
 # the node registers; later changes are applied through the API (the labels step), not by a restart.
 without_registration_keys() {
   local line skip=0
-  while IFS= read -r line || [ -n "$line" ]; do
+  short_tokens | while IFS= read -r line; do
     if [[ $line == node-label:* || $line == node-taint:* ]]; then
       skip=1
       continue
@@ -117,14 +127,14 @@ without_registration_keys() {
     if [ "$skip" -eq 1 ] && [[ $line == "- "* ]]; then continue; fi
     skip=0
     printf '%s\n' "$line"
-  done </etc/rancher/k3s/config.yaml
+  done
 }
 
 # config_digest [full]: what a restart depends on; 'full' is the digest of the whole config.yaml
 # (how runs before the labels step computed it: a marker of either kind means "applied").
 config_digest() {
   {
-    if [ "${1:-}" = full ]; then cat /etc/rancher/k3s/config.yaml; else without_registration_keys; fi
+    if [ "${1:-}" = full ]; then short_tokens; else without_registration_keys; fi
     if [ -f /etc/rancher/k3s/registries.yaml ]; then cat /etc/rancher/k3s/registries.yaml; fi
     # the unit's environment (k3s.proxy); empty on nodes without a proxy, so their digest is unchanged
     if [ -s "$ENV_FILE" ]; then cat "$ENV_FILE"; fi
