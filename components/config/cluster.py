@@ -143,6 +143,7 @@ class K3s:
     proxy: Proxy | None = None
     secrets_encryption: bool = True
     allow_destroy: bool = False
+    agent_batch_size: int = 1
 
 
 def parse_proxy(k: Reader) -> Proxy | None:
@@ -393,9 +394,10 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
     proxy = parse_proxy(k)
     secrets_encryption = k.boolean("secretsEncryption", True)
     allow_destroy = k.boolean("allowDestroy", False)
+    agent_batch_size = k.integer("agentBatchSize", 1, minimum=1, maximum=1000)
     k.finish()
     return K3s(
         version, endpoint, vip, kube_vip, sans, firewall, selinux, failover, etcd,  # type: ignore[arg-type]
         tuple(sorted(mirrors)), airgap, disable_local, proxy=proxy, secrets_encryption=secrets_encryption,
-        allow_destroy=allow_destroy,
+        allow_destroy=allow_destroy, agent_batch_size=agent_batch_size,
     )

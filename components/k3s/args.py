@@ -120,6 +120,7 @@ class K3sClusterArgs:
     proxy: Proxy | None = None  # HTTP(S)_PROXY/NO_PROXY for the installer and the K3s unit
     secrets_encryption: bool = True  # K3s secrets-encryption (the Vault component relies on it)
     allow_destroy: bool = False  # unprotects the servers' install steps (teardown, server removal)
+    agent_batch_size: int = 1  # agents installed, upgraded and restarted this many at a time
 
     def __post_init__(self) -> None:
         problems = Problems()
@@ -208,6 +209,7 @@ class K3sClusterArgs:
             airgap=k3s.airgap, disable_local_storage=k3s.disable_local_storage, storage=storage,
             ssh_private_key=ssh.private_key, bastion=ssh.bastion, timeouts=timeouts or Timeouts(),
             proxy=k3s.proxy, secrets_encryption=k3s.secrets_encryption, allow_destroy=k3s.allow_destroy,
+            agent_batch_size=k3s.agent_batch_size,
         )
 
 
@@ -324,6 +326,8 @@ def _validate(a: K3sClusterArgs, p: Problems) -> None:
         for entry in a.proxy.no_proxy:
             if not re.fullmatch(NO_PROXY_RE, entry):
                 p.error(f"{path}.proxy.noProxy", f"{entry!r} is not a host, domain or CIDR")
+    if isinstance(a.agent_batch_size, bool) or not 0 < a.agent_batch_size <= 1000:
+        p.error(f"{path}.agentBatchSize", f"{a.agent_batch_size!r} must be between 1 and 1000")
     t = a.timeouts
     for name in ("server_ready", "agent_ready", "api_ready", "drain", "poll"):
         value = getattr(t, name)

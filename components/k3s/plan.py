@@ -90,16 +90,22 @@ def install_plan(args: K3sClusterArgs) -> tuple[Step, ...]:
         steps.append(Step(f"{server.name}-labels", "labels", server.name, first, ("api-ready",),
                           retained=server.gone))
     members: list[str] = []
-    for agent in args.agents:
+    batch = max(1, args.agent_batch_size)
+    previous_batch: tuple[str, ...] = ()
+    current_batch: list[str] = []
+    for index, agent in enumerate(args.agents):
+        if index and index % batch == 0:  # agents change in batches, never all at once
+            previous_batch, current_batch = tuple(current_batch), []
         # Removal runs this chain backwards: drain (member), stop (install), delete the Node
         # (node, on server 1), uninstall (prepare); a failure stops it before the uninstall.
         node_key = f"{agent.name}-node"
-        steps.append(Step(node_key, "node", agent.name, first, ("api-ready", *node_prereqs[agent.name]),
-                          retained=agent.gone))
+        node_after = ("api-ready", *node_prereqs[agent.name], *previous_batch)
+        steps.append(Step(node_key, "node", agent.name, first, node_after, retained=agent.gone))
         install = f"{agent.name}-install"
         steps.append(Step(install, "install", agent.name, agent.name, (node_key, "ca-hash"), retained=agent.gone))
         member = f"{agent.name}-member"
         steps.append(Step(member, "member", agent.name, first, (install,), retained=agent.gone))
+        current_batch.append(member)
         steps.append(Step(f"{agent.name}-labels", "labels", agent.name, first, (member,), retained=agent.gone))
         members.append(member)
     steps.append(Step("kubeconfig", "kubeconfig", None, first, ("api-ready", *members)))

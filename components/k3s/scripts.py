@@ -244,6 +244,7 @@ def install_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
         "IMAGES_NAME": staged_images_name(args),
         "SELINUX": _bool(args.selinux),
         "READY_TIMEOUT": args.timeouts.server_ready if node.role == "server" else args.timeouts.agent_ready,
+        "DRAIN_TIMEOUT": args.timeouts.drain,
         "REGISTRIES_YAML": render.registries_yaml(args) or "",
         "KUBE_VIP_PATH": render.KUBE_VIP_MANIFEST_PATH,
         "KUBE_VIP_MANIFEST": (render.kube_vip_manifest(args) or "") if node.role == "server" else "",
@@ -279,8 +280,11 @@ def uninstall_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
 
 def node_create_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
     first = args.first_server
-    values: Values = {**_common(args, first), "TARGET": node.name, "TARGET_ADDRESS": node.address}
-    return assemble("check an agent's node name is free", values, NODE_CREATE_BODY)
+    values: Values = {
+        **_common(args, first), "TARGET": node.name, "TARGET_ADDRESS": node.address, "VERSION": args.version,
+        "DRAIN_TIMEOUT": args.timeouts.drain,
+    }
+    return assemble("check an agent's node name is free; drain it before an upgrade", values, NODE_CREATE_BODY)
 
 
 def node_delete_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
@@ -319,9 +323,10 @@ def member_create_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
         **_common(args, first),
         "TARGET": node.name,
         "TARGET_ADDRESS": node.address,
+        "VERSION": args.version,
         "READY_TIMEOUT": args.timeouts.agent_ready,
     }
-    return assemble("check an agent is registered", values, MEMBER_CREATE_BODY)
+    return assemble("check an agent is registered; uncordon it after an upgrade", values, MEMBER_CREATE_BODY)
 
 
 def member_delete_script(args: K3sClusterArgs, node: NodeSpec) -> Script:

@@ -293,8 +293,13 @@ case $args in
     done
     past=${verb}ed; [ "$verb" = annotate ] && past=annotated
     if [ "$did" = 1 ]; then echo "node/x $past"; else echo "node/x not $past"; fi ;;
-  *" get node "*"etcd"*) echo "$running true" ;;
+  *" get node "*"etcd"*)
+    beat=$(date -u +%Y-%m-%dT%H:%M:%SZ); [ -e /stub/stale-heartbeat ] && beat=2020-01-01T00:00:00Z
+    echo "$running true True $beat" ;;
+  *" get node "*'jsonpath={.status.conditions[?(@.type=="Ready")].status}'*) echo True ;;
+  *" get node "*"kubeletVersion"*"lastHeartbeatTime"*) echo "$running True $(date -u +%Y-%m-%dT%H:%M:%SZ)" ;;
   *" get node "*"kubeletVersion"*) echo "$running" ;;
+  *" uncordon "*) echo "$args" >>/stub/cluster-ops.log ;;
   *" get node "*"InternalIP"*) cat /stub/internal-ip ;;
   *" get node "*)
     if [ -e /stub/node-gone ]; then echo 'Error from server (NotFound): nodes "x" not found' >&2; exit 1; fi

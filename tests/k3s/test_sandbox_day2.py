@@ -358,3 +358,23 @@ def test_ca_hash_and_switching_a_node_to_the_secure_token_restarts_nothing(
     assert switched.returncode == 0, switched.stderr
     assert f"token: K10{secure.ca_hash}::node:" in agent_sb.path("/etc/rancher/k3s/config.yaml").read_text()
     assert not any(c.startswith("systemctl restart") for c in agent_sb.calls())
+
+
+def test_a_server_restart_is_drained_waits_for_a_fresh_heartbeat_and_is_uncordoned(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    sb = Sandbox(tmp_path)
+    assert install(sb, homelab, 1).returncode == 0
+    sb.path("/stub/cluster-nodes").write_text("k3s-control-01\nk3s-control-02\nk3s-control-03\n")
+    result = install(sb, dataclasses.replace(homelab, version=NEXT), 1)
+    assert result.returncode == 0, result.stderr
+    ops = sb.path("/stub/cluster-ops.log").read_text().splitlines()
+    drain = next(i for i, op in enumerate(ops) if " drain k3s-control-02 " in f"{op} ")
+    uncordon = next(i for i, op in enumerate(ops) if " uncordon k3s-control-02" in op)
+    assert drain < uncordon
+    assert "--delete-emptydir-data" in ops[drain] and "--disable-eviction" not in ops[drain]  # PDBs respected
+    # the old Node object (a heartbeat from before the restart) is not taken for the restarted node
+    sb.path("/stub/stale-heartbeat").touch()
+    stale = install(sb, dataclasses.replace(homelab, version=NEXT, failover_tuning=False,
+                                            timeouts=dataclasses.replace(FAST, server_ready=3)), 1)
+    assert stale.returncode != 0 and "did not become a ready etcd member" in stale.stderr

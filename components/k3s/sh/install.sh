@@ -158,20 +158,62 @@ new_invocation() {
   [ -n "$now" ] && [ "$now" != "$1" ]
 }
 
+READY_FIELDS='{.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}'
+
+# fresh_ready STATUS HEARTBEAT: when the node was Ready before its restart (READY_REQUIRED), it is
+# Ready again and its kubelet has reported since the restart at SINCE (not the old Node object).
+# A first start is not held to Ready: with Calico, nodes are NotReady until the platform layer runs.
+fresh_ready() {
+  [ "$READY_REQUIRED" -eq 1 ] || return 0
+  [ "$1" = True ] || return 1
+  [ -z "$SINCE" ] || [[ ! $2 < $SINCE ]]
+}
+
 server_ready() {
-  local got
+  local got version etcd status beat
   api_local_ready || return 1
   got=$(kubectl_local get node "$NODE" 2>/dev/null \
-    -o 'jsonpath={.status.nodeInfo.kubeletVersion} {.metadata.labels.node-role\.kubernetes\.io/etcd}') || return 1
-  [ "$got" = "$VERSION true" ]
+    -o "jsonpath={.status.nodeInfo.kubeletVersion} {.metadata.labels.node-role\\.kubernetes\\.io/etcd} $READY_FIELDS") ||
+    return 1
+  read -r version etcd status beat <<<"$got" || true
+  [ "$version $etcd" = "$VERSION true" ] && fresh_ready "$status" "${beat:-}"
 }
 
 agent_ready() {
-  local kubeconfig=/var/lib/rancher/k3s/agent/kubelet.kubeconfig got
+  local kubeconfig=/var/lib/rancher/k3s/agent/kubelet.kubeconfig got version status beat
   [ -r "$kubeconfig" ] || return 1
   got=$(k3s kubectl --kubeconfig "$kubeconfig" --request-timeout=10s get node "$NODE" \
-    -o 'jsonpath={.status.nodeInfo.kubeletVersion}' 2>/dev/null) || return 1
-  [ "$got" = "$VERSION" ]
+    -o "jsonpath={.status.nodeInfo.kubeletVersion} $READY_FIELDS" 2>/dev/null) || return 1
+  read -r version status beat <<<"$got" || true
+  [ "$version" = "$VERSION" ] && fresh_ready "$status" "${beat:-}"
+}
+
+node_kubectl() {
+  if [ "$ROLE" = server ]; then
+    kubectl_local "$@"
+  else
+    k3s kubectl --kubeconfig /var/lib/rancher/k3s/agent/kubelet.kubeconfig --request-timeout=10s "$@"
+  fi
+}
+
+ready_now() {
+  local got
+  got=$(node_kubectl get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) ||
+    return 1
+  [ "$got" = True ]
+}
+
+# drain_self: a running server about to restart moves its pods away first (bounded; evictions
+# respect PodDisruptionBudgets); it stays cordoned until it is back, then is uncordoned.
+drain_self() {
+  local count
+  count=$(kubectl_local get nodes -o name 2>/dev/null | wc -l)
+  if [ "$count" -le 1 ]; then return 0; fi
+  log "cordoning and draining $NODE before the restart (at most ${DRAIN_TIMEOUT}s)"
+  kubectl_local drain "$NODE" --ignore-daemonsets --delete-emptydir-data --timeout="${DRAIN_TIMEOUT}s" >&2 ||
+    log "WARNING: the drain of $NODE did not finish within ${DRAIN_TIMEOUT}s (a PodDisruptionBudget?); restarting anyway"
+  changed "drained $NODE"
+  DRAINED=1
 }
 
 # dev_of LINE: the word after 'dev' in a line of `ip -o route` output.
@@ -262,6 +304,9 @@ applied=$(cat "$APPLIED_VERSION" 2>/dev/null || true)
 if [ -z "$applied" ]; then applied=$VERSION; fi  # first run, or a node from before the marker
 restart=0
 gated=0
+DRAINED=0
+READY_REQUIRED=0
+SINCE=""
 if [ ! -f "$UNIT_FILE" ] || [ "$installed" != "$VERSION" ] || [ "$applied" != "$VERSION" ]; then
   if [ "$ROLE" = server ] && [ -f "$UNIT_FILE" ] && systemctl is-active --quiet "$SERVICE"; then
     health_gate "upgrade K3s to $VERSION"
@@ -288,6 +333,9 @@ case $state in
     # no-op and it would never read the new config or binary, so a change restarts it.
     if [ "$restart" -eq 1 ]; then
       if [ "$ROLE" = server ] && [ "$gated" -eq 0 ] && [ "$state" = active ]; then health_gate "restart K3s"; fi
+      if [ "$state" = active ] && ready_now; then READY_REQUIRED=1; fi
+      if [ "$ROLE" = server ] && [ "$state" = active ]; then drain_self; fi
+      SINCE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
       systemctl restart --no-block "$SERVICE"
       changed "restarted $SERVICE (was $state)"
       started=1
@@ -296,6 +344,7 @@ case $state in
     fi
     ;;
   *)
+    SINCE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     systemctl start --no-block "$SERVICE"
     changed "started $SERVICE"
     started=1
@@ -311,6 +360,10 @@ if [ "$ROLE" = server ]; then
 else
   wait_until "$NODE to register at $VERSION" "$READY_TIMEOUT" agent_ready ||
     { diagnose; die "$NODE did not register within ${READY_TIMEOUT}s"; }
+fi
+if [ "$DRAINED" -eq 1 ]; then
+  kubectl_local uncordon "$NODE" >&2 || die "$NODE is back but could not be uncordoned; run 'kubectl uncordon $NODE'"
+  changed "uncordoned $NODE"
 fi
 put_text "$MARKER" 0600 "$digest"$'\n'
 put_text "$APPLIED_VERSION" 0600 "$VERSION"$'\n'

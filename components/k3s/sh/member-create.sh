@@ -12,4 +12,19 @@ read -r -a found <<<"$addresses" || true
 in_list "$TARGET_ADDRESS" ${found[@]+"${found[@]}"} ||
   die "node $TARGET registered with address(es) '${addresses}', not $TARGET_ADDRESS: two hosts share one node name?"
 log "node $TARGET is registered at $TARGET_ADDRESS"
+drained=$(kubectl_local get node "$TARGET" -o 'jsonpath={.metadata.annotations.platform\.k3s/drained-for}' \
+  2>/dev/null || true)
+if [ -n "$drained" ]; then
+  back() {
+    local got
+    got=$(kubectl_local get node "$TARGET" \
+      -o 'jsonpath={.status.nodeInfo.kubeletVersion} {.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) ||
+      return 1
+    [ "$got" = "$VERSION True" ]
+  }
+  wait_until "node $TARGET to be Ready at $VERSION" "$READY_TIMEOUT" back || die "node $TARGET is not Ready at $VERSION"
+  kubectl_local uncordon "$TARGET" >&2 || die "could not uncordon node $TARGET"
+  kubectl_local annotate node "$TARGET" platform.k3s/drained-for- >&2 || true
+  changed "uncordoned $TARGET"
+fi
 finish
