@@ -269,8 +269,8 @@ case $args in
   *" get --raw=/readyz "*) echo ok ;;
   *" get nodes "*) cat /stub/cluster-nodes 2>/dev/null || true ;;
   *" get node "*"annotations"*)
-    f=/stub/ann-taints; [[ $args == *managed-labels* ]] && f=/stub/ann-labels
-    cat "$f" 2>/dev/null || true ;;
+    k=${args#*annotations.}; k=${k%%\}*}; k=${k//\\/}
+    cat "/stub/ann-${k//[\/.]/_}" 2>/dev/null || true ;;
   *" get node "*"spec.taints"*) sed 's/^\([^=:]*\):/\1=:/' /stub/taints 2>/dev/null || true ;;
   *" label node "*|*" taint node "*|*" annotate node "*)
     echo "$args" >>/stub/cluster-ops.log
@@ -281,7 +281,8 @@ case $args in
       if [ "$seen" -lt 2 ]; then case $a in node) seen=1 ;; *) [ "$seen" = 1 ] && seen=2 ;; esac; continue; fi
       case $a in --*) continue ;; esac
       if [ "$verb" = annotate ]; then
-        k=${a%%=*}; f=/stub/ann-labels; [[ $k == *taints ]] && f=/stub/ann-taints
+        if [[ $a == *- ]]; then rm -f "/stub/ann-$(tr '/.' '__' <<<"${a%-}")"; did=1; continue; fi
+        k=${a%%=*}; f=/stub/ann-${k//[\/.]/_}
         [ "$(cat "$f" 2>/dev/null)" = "${a#*=}" ] || { printf '%s' "${a#*=}" >"$f"; did=1; }
         continue
       fi
@@ -298,6 +299,7 @@ case $args in
     echo "$running true True $beat" ;;
   *" get node "*'jsonpath={.status.conditions[?(@.type=="Ready")].status}'*) echo True ;;
   *" get node "*"kubeletVersion"*"lastHeartbeatTime"*) echo "$running True $(date -u +%Y-%m-%dT%H:%M:%SZ)" ;;
+  *" get node "*"kubeletVersion"*'"Ready")].status}'*) echo "$running True" ;;
   *" get node "*"kubeletVersion"*) echo "$running" ;;
   *" uncordon "*) echo "$args" >>/stub/cluster-ops.log ;;
   *" get node "*"InternalIP"*) cat /stub/internal-ip ;;

@@ -378,3 +378,26 @@ def test_a_server_restart_is_drained_waits_for_a_fresh_heartbeat_and_is_uncordon
     stale = install(sb, dataclasses.replace(homelab, version=NEXT, failover_tuning=False,
                                             timeouts=dataclasses.replace(FAST, server_ready=3)), 1)
     assert stale.returncode != 0 and "did not become a ready etcd member" in stale.stderr
+
+
+def test_an_agent_upgrade_is_drained_by_its_node_step_and_uncordoned_by_its_member_step(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    sb = Sandbox(tmp_path)  # plays the first server; its fake kubectl answers for the agent's Node
+    assert install(sb, homelab, 0).returncode == 0
+    agent = homelab.agents[0]
+    upgrade = dataclasses.replace(homelab, version=NEXT)
+    drained = sb.run(scripts.node_create_script(upgrade, agent))
+    assert drained.returncode == 0, drained.stderr
+    assert "draining k3s-worker-01 before its upgrade from v1.34.2+k3s1 to v1.35.0+k3s1" in drained.stderr
+    assert sb.path("/stub/ann-platform_k3s_drained-for").read_text() == NEXT
+    # ... the agent's install upgrades it; the member step then waits for it at NEXT and uncordons it
+    assert install(sb, upgrade, 0).returncode == 0  # (the fake Node reports the running version)
+    member = sb.run(scripts.member_create_script(upgrade, agent))
+    assert member.returncode == 0, member.stderr
+    ops = sb.path("/stub/cluster-ops.log").read_text()
+    assert ops.index("drain k3s-worker-01") < ops.index("uncordon k3s-worker-01")
+    assert not sb.path("/stub/ann-platform_k3s_drained-for").exists()
+    # the same version again: no drain
+    again = sb.run(scripts.node_create_script(upgrade, agent))
+    assert again.returncode == 0 and "draining" not in again.stderr
