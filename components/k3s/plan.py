@@ -65,9 +65,14 @@ def install_plan(args: K3sClusterArgs) -> tuple[Step, ...]:
     gone = [f"{n.name}-gone" for n in args.gone_nodes]
     steps += [Step(key, "gone", n.name, first, ("preflight",)) for key, n in zip(gone, args.gone_nodes, strict=True)]
     node_prereqs: dict[str, tuple[str, ...]] = {}
+    previous_server_prepare: tuple[str, ...] = ()
     for node in args.nodes:
         keys = [f"{node.name}-prepare"]
-        steps.append(Step(keys[0], "prepare", node.name, node.name, retained=node.gone))
+        # Host preparation changes the firewall, SELinux and kernel modules: one etcd member at a time.
+        prepare_after = previous_server_prepare if node.role == "server" else ()
+        steps.append(Step(keys[0], "prepare", node.name, node.name, prepare_after, retained=node.gone))
+        if node.role == "server":
+            previous_server_prepare = (keys[0],)
         for artefact in staged_artefacts(args):
             key = f"{node.name}-stage-{artefact}"
             steps.append(Step(key, "stage", node.name, node.name, artefact=artefact, retained=node.gone))

@@ -62,6 +62,11 @@ BASE_SYSCTLS = (
     ("net.bridge.bridge-nf-call-ip6tables", "1"),
 )
 MULTIPATH_BLACKLIST = 'blacklist {\n    devnode "^sd[a-z0-9]+"\n}\n'
+# Calico's documented NetworkManager exclusions (RHEL family).
+NM_CALICO_CONF = (
+    "[keyfile]\nunmanaged-devices=interface-name:cali*;interface-name:tunl*;interface-name:vxlan.calico;"
+    "interface-name:vxlan-v6.calico;interface-name:wireguard.cali;interface-name:wg-v6.cali\n"
+)
 
 
 @dataclass(frozen=True)
@@ -223,6 +228,8 @@ def prepare_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
         "STORAGE": sorted(p for p in args.storage.prerequisites if p != "hugepages" or node.storage),
         "HOSTPATH_DIR": args.storage.hostpath_dir or "",
         "MULTIPATH_BLACKLIST": MULTIPATH_BLACKLIST,
+        "CALICO": _bool(args.calico),
+        "NM_CALICO_CONF": NM_CALICO_CONF,
     }
     return assemble("prepare the host for K3s", values, DETECT_OS + PREPARE_BODY)
 

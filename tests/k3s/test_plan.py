@@ -63,3 +63,11 @@ def test_agents_change_in_batches_of_the_configured_size(size: int, batches: int
         assert waits_for == expected, (i, waits_for)
     chain = critical_path(tuple(plan.values()))
     assert sum(k.endswith("-member") for k in chain) == batches  # never all agents at once unless asked
+
+
+def test_servers_are_prepared_one_at_a_time_agents_in_parallel() -> None:
+    plan = {s.key: s for s in install_plan(sized_args(3, 2))}
+    assert plan["node-s1-prepare"].after == ()
+    assert plan["node-s2-prepare"].after == ("node-s1-prepare",)
+    assert plan["node-s3-prepare"].after == ("node-s2-prepare",)
+    assert plan["node-a1-prepare"].after == () and plan["node-a2-prepare"].after == ()

@@ -401,3 +401,17 @@ def test_an_agent_upgrade_is_drained_by_its_node_step_and_uncordoned_by_its_memb
     # the same version again: no drain
     again = sb.run(scripts.node_create_script(upgrade, agent))
     assert again.returncode == 0 and "draining" not in again.stderr
+
+
+def test_rhel_networkmanager_leaves_calico_interfaces_alone(tmp_path: Path, homelab: K3sClusterArgs) -> None:
+    sb = Sandbox(tmp_path, "rhel")
+    sb.path("/stub/pkgs/firewalld").touch()
+    sb.set_unit("NetworkManager.service", enabled=True, active=True)
+    result = sb.run(scripts.prepare_script(homelab, homelab.servers[0]))
+    assert result.returncode == 0, result.stderr
+    conf = sb.path("/etc/NetworkManager/conf.d/platform-calico.conf").read_text()
+    assert "interface-name:cali*;interface-name:tunl*;interface-name:vxlan.calico" in conf
+    assert "systemctl reload NetworkManager" in sb.calls()
+    debian = Sandbox(tmp_path / "debian")
+    assert debian.run(scripts.prepare_script(homelab, homelab.servers[0])).returncode == 0
+    assert not debian.path("/etc/NetworkManager/conf.d/platform-calico.conf").exists()

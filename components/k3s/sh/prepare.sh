@@ -251,6 +251,14 @@ configure_selinux
 if [ "$FAMILY" = rhel ]; then
   ensure_unit_stopped nm-cloud-setup.timer
   ensure_unit_stopped nm-cloud-setup.service
+  if [ "$CALICO" = true ]; then
+    # NetworkManager must leave Calico's interfaces alone (it would otherwise manage and break them).
+    before=$CHANGES
+    put_text /etc/NetworkManager/conf.d/platform-calico.conf 0644 "$NM_CALICO_CONF"
+    if [ "$CHANGES" -ne "$before" ] && systemctl is-active --quiet NetworkManager; then
+      systemctl reload NetworkManager
+    fi
+  fi
 fi
 configure_firewall
 prepare_storage
