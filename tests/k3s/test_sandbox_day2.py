@@ -415,3 +415,20 @@ def test_rhel_networkmanager_leaves_calico_interfaces_alone(tmp_path: Path, home
     debian = Sandbox(tmp_path / "debian")
     assert debian.run(scripts.prepare_script(homelab, homelab.servers[0])).returncode == 0
     assert not debian.path("/etc/NetworkManager/conf.d/platform-calico.conf").exists()
+
+
+@pytest.mark.parametrize("failure", ["delete-fails", "member-sticks", "snapshot-fails"])
+def test_delete_scripts_given_the_secret_stdin_never_echo_it_in_a_failure(
+    tmp_path: Path, homelab: K3sClusterArgs, failure: str,
+) -> None:
+    """pulumi-command passes stdin to the delete too and puts stdout/stderr in its error text."""
+    sb = leaving_server(tmp_path, homelab)
+    sb.path(f"/stub/{failure}").touch()
+    node = homelab.servers[1]
+    config = render.render_node_config(homelab, node, SECRETS)
+    result = sb.run(scripts.remove_script(homelab, node), stdin=config)
+    assert result.returncode != 0
+    for secret in (SECRETS.token, SECRETS.agent_token):
+        assert secret not in result.stdout + result.stderr
+    agent = sb.run(scripts.uninstall_script(homelab, homelab.agents[0]), stdin=config)
+    assert SECRETS.token not in agent.stdout + agent.stderr
