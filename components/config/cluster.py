@@ -126,6 +126,46 @@ class Proxy:
     no_proxy: tuple[str, ...] = ()
 
 
+ExtraValue = str | int | bool | tuple[str, ...]
+CONFIG_KEY_RE = r"[a-z][a-z0-9-]{0,62}"
+# config.yaml keys the program writes itself: a pass-through may not override them.
+OWNED_CONFIG_KEYS = frozenset({
+    "agent-token", "cluster-cidr", "cluster-dns", "cluster-domain", "cluster-init", "disable",
+    "disable-network-policy", "etcd-arg", "etcd-s3", "etcd-s3-access-key", "etcd-s3-bucket", "etcd-s3-endpoint",
+    "etcd-s3-folder", "etcd-s3-region", "etcd-s3-secret-key", "etcd-s3-skip-ssl-verify",
+    "etcd-snapshot-retention", "etcd-snapshot-schedule-cron", "flannel-backend", "kube-apiserver-arg",
+    "kube-controller-manager-arg", "kubelet-arg", "node-ip", "node-label", "node-name", "node-taint",
+    "secrets-encryption", "selinux", "server", "service-cidr", "tls-san", "token", "token-file",
+    "write-kubeconfig-mode", "data-dir", "agent-token-file",
+})
+
+
+def parse_extra_config(k: Reader, key: str) -> tuple[tuple[str, ExtraValue], ...]:
+    raw = k.raw(key) or {}
+    path = k.key_path(key)
+    if not isinstance(raw, Mapping):
+        k.error(key, "expected an object of K3s config keys -> values")
+        return ()
+    out: list[tuple[str, ExtraValue]] = []
+    for name, value in raw.items():
+        at = f"{path}.{name}"
+        if not isinstance(name, str) or not re.fullmatch(CONFIG_KEY_RE, name):
+            k.problems.error(at, "is not a K3s config key (lower-case, e.g. 'kube-proxy-arg')")
+            continue
+        if name in OWNED_CONFIG_KEYS:
+            k.problems.error(at, "is set by the program itself; use its own setting (see the README config reference)")
+            continue
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = tuple(value)
+        if not isinstance(value, str | int | bool | tuple) or any(
+            "\n" in v for v in (value if isinstance(value, tuple) else (value,)) if isinstance(v, str)
+        ):
+            k.problems.error(at, f"{describe(value)} is not a one-line string, number, boolean or list of strings")
+            continue
+        out.append((name, value))
+    return tuple(sorted(out, key=lambda kv: kv[0]))
+
+
 @dataclass(frozen=True)
 class K3s:
     version: str
@@ -144,6 +184,9 @@ class K3s:
     secrets_encryption: bool = True
     allow_destroy: bool = False
     agent_batch_size: int = 1
+    extra_server_config: tuple[tuple[str, ExtraValue], ...] = ()
+    extra_agent_config: tuple[tuple[str, ExtraValue], ...] = ()
+    kubelet_args: tuple[str, ...] = ()
 
 
 def parse_proxy(k: Reader) -> Proxy | None:
@@ -395,9 +438,16 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
     secrets_encryption = k.boolean("secretsEncryption", True)
     allow_destroy = k.boolean("allowDestroy", False)
     agent_batch_size = k.integer("agentBatchSize", 1, minimum=1, maximum=1000)
+    extra_server = parse_extra_config(k, "extraServerConfig")
+    extra_agent = parse_extra_config(k, "extraAgentConfig")
+    kubelet_args = k.strings("kubeletArgs")
+    for i, arg in enumerate(kubelet_args):
+        if not re.fullmatch(r"[a-z][a-z0-9-]*=[^\n]*", arg):
+            k.problems.error(f"{k.key_path('kubeletArgs')}[{i}]", f"{describe(arg)} is not 'name=value'")
     k.finish()
     return K3s(
         version, endpoint, vip, kube_vip, sans, firewall, selinux, failover, etcd,  # type: ignore[arg-type]
         tuple(sorted(mirrors)), airgap, disable_local, proxy=proxy, secrets_encryption=secrets_encryption,
-        allow_destroy=allow_destroy, agent_batch_size=agent_batch_size,
+        allow_destroy=allow_destroy, agent_batch_size=agent_batch_size, extra_server_config=extra_server,
+        extra_agent_config=extra_agent, kubelet_args=kubelet_args,
     )

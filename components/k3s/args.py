@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Literal
 
 from components.config import Airgap, Bastion, Etcd, Secret, StackConfig
-from components.config.cluster import NO_PROXY_RE, PROXY_URL_RE, Proxy
+from components.config.cluster import (
+    CONFIG_KEY_RE,
+    NO_PROXY_RE,
+    OWNED_CONFIG_KEYS,
+    PROXY_URL_RE,
+    ExtraValue,
+    Proxy,
+)
 from components.k3s.upgrade import VERSION_RE, removal_problem, upgrade_problem
 from components.netaddr import DNS_LABEL_RE, DNS_NAME_RE, parse_ip
 from components.problems import ConfigError, Problems
@@ -121,6 +128,10 @@ class K3sClusterArgs:
     secrets_encryption: bool = True  # K3s secrets-encryption (the Vault component relies on it)
     allow_destroy: bool = False  # unprotects the servers' install steps (teardown, server removal)
     agent_batch_size: int = 1  # agents installed, upgraded and restarted this many at a time
+    # Pass-through config.yaml keys (never one the program owns) and kubelet args, every server / agent.
+    extra_server_config: tuple[tuple[str, ExtraValue], ...] = ()
+    extra_agent_config: tuple[tuple[str, ExtraValue], ...] = ()
+    kubelet_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = Problems()
@@ -209,7 +220,8 @@ class K3sClusterArgs:
             airgap=k3s.airgap, disable_local_storage=k3s.disable_local_storage, storage=storage,
             ssh_private_key=ssh.private_key, bastion=ssh.bastion, timeouts=timeouts or Timeouts(),
             proxy=k3s.proxy, secrets_encryption=k3s.secrets_encryption, allow_destroy=k3s.allow_destroy,
-            agent_batch_size=k3s.agent_batch_size,
+            agent_batch_size=k3s.agent_batch_size, extra_server_config=k3s.extra_server_config,
+            extra_agent_config=k3s.extra_agent_config, kubelet_args=k3s.kubelet_args,
         )
 
 
@@ -326,6 +338,14 @@ def _validate(a: K3sClusterArgs, p: Problems) -> None:
         for entry in a.proxy.no_proxy:
             if not re.fullmatch(NO_PROXY_RE, entry):
                 p.error(f"{path}.proxy.noProxy", f"{entry!r} is not a host, domain or CIDR")
+    for key, extra in (("extraServerConfig", a.extra_server_config), ("extraAgentConfig", a.extra_agent_config)):
+        for name, extra_value in extra:
+            texts = extra_value if isinstance(extra_value, tuple) else (str(extra_value),)
+            if not re.fullmatch(CONFIG_KEY_RE, name) or name in OWNED_CONFIG_KEYS or any("\n" in t for t in texts):
+                p.error(f"{path}.{key}.{name}", "is not a pass-through K3s config key with a one-line value")
+    for arg in a.kubelet_args:
+        if not re.fullmatch(r"[a-z][a-z0-9-]*=[^\n]*", arg):
+            p.error(f"{path}.kubeletArgs", f"{arg!r} is not 'name=value'")
     if isinstance(a.agent_batch_size, bool) or not 0 < a.agent_batch_size <= 1000:
         p.error(f"{path}.agentBatchSize", f"{a.agent_batch_size!r} must be between 1 and 1000")
     t = a.timeouts

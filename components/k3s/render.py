@@ -160,7 +160,16 @@ def server_config(args: K3sClusterArgs, node: NodeSpec, secrets: ConfigSecrets) 
     doc.update(server_common(args, secrets))
     if node.name != args.first_server.name:
         doc["token"] = secrets.join_token("server", secrets.token)
+    _pass_through(doc, args.extra_server_config, args.kubelet_args)
     return doc
+
+
+def _pass_through(doc: dict[str, Any], extra: tuple[tuple[str, Any], ...], kubelet_args: tuple[str, ...]) -> None:
+    """The stack's extra config keys (validated: never one the program owns) and kubelet args."""
+    for name, value in extra:
+        doc[name] = list(value) if isinstance(value, tuple) else value
+    if kubelet_args:
+        doc["kubelet-arg"] = list(kubelet_args)
 
 
 def agent_config(args: K3sClusterArgs, node: NodeSpec, secrets: ConfigSecrets) -> dict[str, Any]:
@@ -170,6 +179,7 @@ def agent_config(args: K3sClusterArgs, node: NodeSpec, secrets: ConfigSecrets) -
            **_node_part(args, node)}
     if args.selinux:
         doc["selinux"] = True
+    _pass_through(doc, args.extra_agent_config, args.kubelet_args)
     return doc
 
 

@@ -75,3 +75,39 @@ def test_proxy_values_are_revalidated_by_the_args() -> None:
         dataclasses.replace(args, proxy=Proxy(None, "http://x;$(id)", ()))
     with pytest.raises(ConfigError, match=r"platform:k3s.proxy.noProxy: .*not a host"):
         dataclasses.replace(args, proxy=Proxy("http://p:1", None, ("$(id)",)))
+
+
+def test_extra_config_and_kubelet_args_pass_through_but_never_override_owned_keys() -> None:
+    from components.k3s import K3sClusterArgs, render
+
+    raw = copy.deepcopy(homelab_raw())
+    raw["platform:k3s"]["extraServerConfig"] = {"kube-proxy-arg": ["metrics-bind-address=0.0.0.0"],
+                                                "etcd-expose-metrics": True}
+    raw["platform:k3s"]["extraAgentConfig"] = {"image-credential-provider-bin-dir": "/opt/cred"}
+    raw["platform:k3s"]["kubeletArgs"] = ["max-pods=150"]
+    args = K3sClusterArgs.from_config(parse(raw))
+    secrets = render.ConfigSecrets("t", "a")
+    server = render.server_config(args, args.servers[1], secrets)
+    assert server["kube-proxy-arg"] == ["metrics-bind-address=0.0.0.0"] and server["etcd-expose-metrics"] is True
+    assert server["kubelet-arg"] == ["max-pods=150"]
+    agent = render.agent_config(args, args.agents[0], secrets)
+    assert agent["image-credential-provider-bin-dir"] == "/opt/cred" and agent["kubelet-arg"] == ["max-pods=150"]
+    assert "etcd-expose-metrics" not in agent
+    # identical on every server by construction (the keys K3s compares stay equal)
+    docs = [render.server_config(args, n, secrets) for n in args.servers]
+    assert len({d["kube-proxy-arg"][0] for d in docs}) == 1
+
+
+@pytest.mark.parametrize(("key", "value", "error"), [
+    ("extraServerConfig", {"token": "x"}, "platform:k3s.extraServerConfig.token: is set by the program itself"),
+    ("extraServerConfig", {"Bad_Key": 1}, "platform:k3s.extraServerConfig.Bad_Key: is not a K3s config key"),
+    ("extraAgentConfig", {"node-label": ["a=b"]}, "platform:k3s.extraAgentConfig.node-label: is set by the program"),
+    ("extraAgentConfig", {"x": "a\nb"}, "platform:k3s.extraAgentConfig.x: 'a\\nb' is not a one-line"),
+    ("kubeletArgs", ["--max-pods 5"], "platform:k3s.kubeletArgs[0]: '--max-pods 5' is not 'name=value'"),
+])
+def test_pass_through_errors_name_the_key(key: str, value: object, error: str) -> None:
+    raw = copy.deepcopy(homelab_raw())
+    raw["platform:k3s"][key] = value
+    with pytest.raises(ConfigError) as err:
+        parse(raw)
+    assert any(e.startswith(error) for e in err.value.errors), err.value.errors
