@@ -25,6 +25,8 @@ CONFIG_PATH = "/etc/rancher/k3s/config.yaml"
 REGISTRIES_PATH = "/etc/rancher/k3s/registries.yaml"
 KUBE_VIP_MANIFEST_PATH = "/var/lib/rancher/k3s/server/manifests/platform-kube-vip.yaml"
 API_PORT = 6443
+KUBELET_LEASE_RENEW_SECONDS = 10  # the kubelet renews its Lease every 10s (a quarter of its 40s duration)
+NODE_MONITOR_GRACE_SECONDS = 3 * KUBELET_LEASE_RENEW_SECONDS
 
 # K3s refuses to join a server whose value differs from the cluster's for these keys.
 CRITICAL_SERVER_KEYS = frozenset({
@@ -110,7 +112,11 @@ def server_common(args: K3sClusterArgs, secrets: ConfigSecrets) -> dict[str, Any
     if args.secrets_encryption:
         doc["secrets-encryption"] = True
     if args.failover_tuning:
-        doc["kube-controller-manager-arg"] = ["node-monitor-period=2s", "node-monitor-grace-period=16s"]
+        # The kubelet renews its lease every 10s: a grace period of three renewals (not 16s, less than
+        # two) keeps one late renewal or a K3s restart from marking the node NotReady and evicting pods.
+        doc["kube-controller-manager-arg"] = [
+            "node-monitor-period=2s", f"node-monitor-grace-period={NODE_MONITOR_GRACE_SECONDS}s",
+        ]
         doc["kube-apiserver-arg"] = [
             "default-not-ready-toleration-seconds=30", "default-unreachable-toleration-seconds=30",
         ]

@@ -35,6 +35,7 @@ What the install step does, in order (servers one at a time, agents in parallel)
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -346,12 +347,19 @@ def member_delete_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
     return assemble("drain an agent before it is stopped and removed", values, MEMBER_DELETE_BODY)
 
 
-def kubeconfig_script(args: K3sClusterArgs) -> Script:
+def renewal_period(day: dt.date) -> str:
+    """The calendar quarter of `day` (``2026-Q4``): the kubeconfig is re-read once per quarter."""
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+def kubeconfig_script(args: K3sClusterArgs, today: dt.date | None = None) -> Script:
     first = args.first_server
     values: Values = {
         **_common(args, first),
-        # Changes with every rolling change, so the kubeconfig is read again afterwards.
-        "GENERATION": f"{args.version} {args.api_endpoint}",
+        # Changes with every rolling change, so the kubeconfig is read again afterwards, and every
+        # quarter: K3s client certificates last a year and K3s renews them (at start) in their last
+        # 90 days, so the exported kubeconfig is re-read well before the one it holds expires.
+        "GENERATION": f"{args.version} {args.api_endpoint} {renewal_period(today or dt.date.today())}",
     }
     return assemble("print the admin kubeconfig", values, KUBECONFIG_BODY)
 

@@ -50,7 +50,9 @@ def test_homelab_server_config_matches_the_writeup() -> None:
     doc = render.server_config(args, args.servers[0], SECRETS)
     assert doc["disable"] == ["traefik", "servicelb", "local-storage"]
     assert doc["flannel-backend"] == "none" and doc["disable-network-policy"] is True
-    assert doc["kube-controller-manager-arg"] == ["node-monitor-period=2s", "node-monitor-grace-period=16s"]
+    assert doc["kube-controller-manager-arg"] == ["node-monitor-period=2s", "node-monitor-grace-period=30s"]
+    # longer than two lease renewals, so a single late renewal never flips a node NotReady
+    assert render.NODE_MONITOR_GRACE_SECONDS > 2 * render.KUBELET_LEASE_RENEW_SECONDS
     assert doc["kube-apiserver-arg"] == [
         "default-not-ready-toleration-seconds=30", "default-unreachable-toleration-seconds=30"]
     assert doc["etcd-arg"] == ["heartbeat-interval=500", "election-timeout=5000"]

@@ -136,3 +136,14 @@ def test_hugepages_only_on_mayastor_storage_nodes(tmp_path: Path) -> None:
     assert ("vm.nr_hugepages", "1024") in scripts.host_sysctls(args, storage_node)
     assert all(k != "vm.nr_hugepages" for k, _ in scripts.host_sysctls(args, plain_node))
     assert "nvme_tcp" in scripts.host_modules(args, plain_node)
+
+
+def test_the_kubeconfig_is_re_read_every_quarter_before_its_client_certificate_expires() -> None:
+    import datetime as dt
+
+    args = homelab_args()
+    q3 = scripts.kubeconfig_script(args, today=dt.date(2026, 9, 30))
+    q4 = scripts.kubeconfig_script(args, today=dt.date(2026, 10, 1))
+    assert str(q3) != str(q4) and q4.values["GENERATION"].endswith("2026-Q4")
+    assert str(scripts.kubeconfig_script(args, today=dt.date(2026, 11, 15))) == str(q4)
+    assert scripts.renewal_period(dt.date(2027, 1, 1)) == "2027-Q1"
