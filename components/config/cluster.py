@@ -312,6 +312,12 @@ def parse_ssh(top: Reader, secrets: Mapping[str, Secret], node_names: set[str]) 
             r.error(f"hostKeys.{name}", f"no node is named {name!r}{suggest(name, sorted(node_names))}")
         if not HOST_KEY_RE.fullmatch(host_key):
             r.error(f"hostKeys.{name}", HOST_KEY_HINT)
+    unpinned = sorted(node_names - set(host_keys))
+    if unpinned:
+        # Pinned host keys are the default for production: without one, SSH trusts any host that answers.
+        r.problems.warn(r.key_path("hostKeys"), f"no pinned host key for {', '.join(unpinned)}: SSH accepts "
+                        "whichever host answers at that address; pin them for production stacks "
+                        "(ssh-keyscan -t ed25519 <address>)")
     bastion: Bastion | None = None
     if r.has("bastion"):
         b = r.obj("bastion")

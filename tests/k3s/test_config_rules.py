@@ -111,3 +111,13 @@ def test_pass_through_errors_name_the_key(key: str, value: object, error: str) -
     with pytest.raises(ConfigError) as err:
         parse(raw)
     assert any(e.startswith(error) for e in err.value.errors), err.value.errors
+
+
+def test_unpinned_host_keys_warn_naming_the_nodes() -> None:
+    cfg = parse(copy.deepcopy(homelab_raw()))
+    warning = next(w for w in cfg.warnings if "no pinned host key" in w)
+    assert warning.startswith("platform:ssh.hostKeys: no pinned host key for k3s-control-01, k3s-control-02")
+    raw = copy.deepcopy(homelab_raw())
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq3lyvYx1o2Xr4eYtWpL0Yb2q0"
+    raw["platform:ssh"]["hostKeys"] = {n["name"]: key for n in raw["platform:nodes"]}
+    assert not any("no pinned host key" in w for w in parse(raw).warnings)
