@@ -432,3 +432,33 @@ def test_delete_scripts_given_the_secret_stdin_never_echo_it_in_a_failure(
         assert secret not in result.stdout + result.stderr
     agent = sb.run(scripts.uninstall_script(homelab, homelab.agents[0]), stdin=config)
     assert SECRETS.token not in agent.stdout + agent.stderr
+
+
+def test_health_gate_skips_configured_servers_that_are_not_etcd_members(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    """Adding servers restarts the existing ones first (tls-san): the new ones are not members yet.
+    In a teardown, a server already removed is no member either."""
+    sb = Sandbox(tmp_path)
+    assert install(sb, homelab, 1).returncode == 0
+    sb.path("/stub/down-192.0.2.53").touch()  # k3s-control-03: configured, not installed yet
+    sb.path("/stub/etcd-members").write_text(MEMBERS.replace(
+        '{"name":"k3s-control-03-2a3b4c5d","peerURLs":["https://192.0.2.53:2380"]}\n', ""))
+    result = install(sb, dataclasses.replace(homelab, failover_tuning=False), 1)
+    assert result.returncode == 0, result.stderr
+    assert "health gate passed" in result.stderr
+    # ... but a member that is down still stops it
+    sb.path("/stub/etcd-members").write_text(MEMBERS)
+    refused = install(sb, dataclasses.replace(homelab, failover_tuning=True), 1)
+    assert refused.returncode != 0 and "https://192.0.2.53:6443" in refused.stderr
+
+
+def test_a_teardown_removes_servers_one_after_another(tmp_path: Path, homelab: K3sClusterArgs) -> None:
+    sb = leaving_server(tmp_path, homelab)
+    # k3s-control-03 was removed first: down, and etcd no longer lists it
+    sb.path("/stub/down-192.0.2.53").touch()
+    sb.path("/stub/etcd-members").write_text(MEMBERS.replace(
+        '{"name":"k3s-control-03-2a3b4c5d","peerURLs":["https://192.0.2.53:2380"]}\n', ""))
+    result = sb.run(scripts.remove_script(homelab, homelab.servers[1]))
+    assert result.returncode == 0, result.stderr
+    assert "uninstall" in sb.calls()

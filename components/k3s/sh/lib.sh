@@ -100,34 +100,48 @@ api_local_ready() {
   [ -r /etc/rancher/k3s/k3s.yaml ] && kubectl_local get --raw=/readyz >/dev/null 2>&1
 }
 
-# unhealthy_servers: prints each other server whose API does not answer /readyz.
-# K3s's API server on each server talks to that server's own etcd member, so /readyz there
-# (it includes the etcd checks) answers for the member too.
+# etcd_members_json HOST: etcd's member list (asked at HOST:2379 with this server's etcd client
+# certificate) as JSON, or nothing when it cannot be read.
+etcd_members_json() {
+  local tls=/var/lib/rancher/k3s/server/tls/etcd
+  command -v curl >/dev/null 2>&1 || return 0
+  curl -s --connect-timeout 3 --max-time 10 --cacert "$tls/server-ca.crt" --cert "$tls/client.crt" \
+    --key "$tls/client.key" -X POST -d '{}' "https://$1:2379/v3/cluster/member/list" 2>/dev/null || true
+}
+
+# unhealthy_servers [ETCD_HOST]: prints each other server that is an etcd member (per the member list
+# at ETCD_HOST, default this server) whose API does not answer /readyz. K3s's API server on each server
+# talks to that server's own etcd member, so /readyz there (it includes the etcd checks) answers for the
+# member too. A configured server that is not a member (not joined yet, or already removed) is skipped;
+# when the member list cannot be read, every configured server is checked.
 unhealthy_servers() {
-  local url
+  local url members host
   [ -r /etc/rancher/k3s/k3s.yaml ] || return 0
+  members=$(etcd_members_json "${1:-127.0.0.1}")
   for url in ${OTHER_SERVER_URLS[@]+"${OTHER_SERVER_URLS[@]}"}; do
+    host=$(url_hostport "$url")
+    if [[ $members == *'"members"'* && $members != *"//$host:2380"* ]]; then continue; fi
     k3s kubectl --kubeconfig /etc/rancher/k3s/k3s.yaml --server "$url" --request-timeout=5s \
       get --raw=/readyz >/dev/null 2>&1 || printf '%s\n' "$url"
   done
+}
+
+url_hostport() {
+  local host=${1#https://}
+  printf '%s\n' "${host%:*}"
 }
 
 # health_gate WHAT: before a disruptive step (WHAT) on this server, every other server and its
 # etcd member must be healthy; one already down means this step would be a second disruption.
 health_gate() {
   local down
-  down=$(unhealthy_servers)
+  down=$(unhealthy_servers 127.0.0.1)
   if [ -n "$down" ]; then
     die "refusing to $1 on $NODE: the server(s) at ${down//$'\n'/ } do not answer /readyz (an etcd member is" \
       "already down or unhealthy; another disruption could lose quorum). Bring it back (or mark a dead server" \
       "'gone: true'), then re-run; nothing was changed on $NODE"
   fi
   log "health gate passed: every other server answers /readyz"
-}
-
-url_hostport() {
-  local host=${1#https://}
-  printf '%s\n' "${host%:*}"
 }
 
 # etcd_lists_member NAME PEER HOST: 0 when etcd (asked at HOST:2379 with this server's etcd client

@@ -79,7 +79,7 @@ leave_cluster() {
     return 0
   fi
   command -v curl >/dev/null 2>&1 || die "curl is needed to check the etcd member list; install it on $NODE and re-run"
-  down=$(unhealthy_servers)
+  down=$(unhealthy_servers "$(url_hostport "$SURVIVOR")")
   if [ -n "$down" ]; then
     die "refusing to remove $NODE: the server(s) at ${down//$'\n'/ } do not answer /readyz; removing a" \
       "healthy member while another is down can lose quorum. Bring it back (or mark a dead server 'gone: true')" \
