@@ -204,7 +204,8 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
             # A server's install is protected unless k3s.allowDestroy: a rename, a wrong node list or a
             # `pulumi destroy` can then never uninstall an etcd member by accident.
             extra = pulumi.ResourceOptions(
-                delete_before_replace=True, protect=node.role == "server" and not args.allow_destroy,
+                # (not a gone server's: it is only retained, so dropping it later from the list works)
+                delete_before_replace=True, protect=node.role == "server" and not args.allow_destroy and not node.gone,
             )
         elif step.kind == "api-ready":
             create = str(scripts.api_ready_script(args))

@@ -42,6 +42,9 @@ def test_no_step_may_dial_a_gone_host() -> None:
             and not r.name.startswith((f"homelab-{DEAD_SERVER}-", f"homelab-{DEAD_AGENT}-"))]
     assert live and all(r.options["retain_on_delete"] is False for r in live)
     assert rec.named(f"homelab-{DEAD_AGENT}-member").options["retain_on_delete"] is True
+    # retained, not protected: dropping the dead server from the list later needs no allowDestroy
+    assert rec.named(f"homelab-{DEAD_SERVER}-install").options["protect"] is False
+    assert rec.named("homelab-k3s-control-02-install").options["protect"] is True
 
 
 def test_the_dead_nodes_leave_from_the_first_server_before_any_live_server_restarts() -> None:
