@@ -22,6 +22,7 @@ from components.netaddr import (
 from components.problems import Problems
 
 K3S_VERSION_RE = r"v\d+\.\d+\.\d+\+k3s\d+"
+PEM_CERTS_RE = r"(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\s*)+"
 # Kubernetes label keys: optional DNS-subdomain prefix, then a name of at most 63 characters.
 LABEL_KEY_RE = re.compile(
     r"(([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
@@ -93,6 +94,8 @@ class EtcdS3:
     access_key: str
     secret_key: Secret | None
     skip_ssl_verify: bool = False
+    insecure: bool = False  # plain HTTP to a self-hosted S3 (etcd-s3-insecure)
+    endpoint_ca: str | None = None  # PEM of the CA that signed a self-hosted S3's certificate
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ OWNED_CONFIG_KEYS = frozenset({
     "etcd-snapshot-retention", "etcd-snapshot-schedule-cron", "flannel-backend", "kube-apiserver-arg",
     "kube-controller-manager-arg", "kubelet-arg", "node-ip", "node-label", "node-name", "node-taint",
     "secrets-encryption", "selinux", "server", "service-cidr", "tls-san", "token", "token-file",
-    "write-kubeconfig-mode", "data-dir", "agent-token-file",
+    "write-kubeconfig-mode", "data-dir", "agent-token-file", "etcd-s3-insecure", "etcd-s3-endpoint-ca",
 })
 
 
@@ -365,6 +368,11 @@ def parse_etcd(k: Reader, secrets: Mapping[str, Secret]) -> Etcd:
         folder = s.string("folder", "", pattern=r"[A-Za-z0-9._/-]*", hint="a folder path")
         access = s.string("accessKey", required=True, pattern=r"[A-Za-z0-9+/=._-]+", hint="an access key id")
         skip = s.boolean("skipSslVerify", False)
+        insecure = s.boolean("insecure", False)
+        endpoint_ca = s.string("endpointCa")
+        if endpoint_ca is not None and not re.fullmatch(PEM_CERTS_RE, endpoint_ca.strip()):
+            s.error("endpointCa", "expected one or more PEM certificates (-----BEGIN CERTIFICATE----- ...)")
+            endpoint_ca = None
         s.finish()
         secret = secrets.get("etcdS3SecretKey")
         if secret is None:
@@ -373,7 +381,8 @@ def parse_etcd(k: Reader, secrets: Mapping[str, Secret]) -> Etcd:
                 f"required secret for {e.key_path('s3')} is not set; run: {secret_command('etcdS3SecretKey')}",
             )
         if bucket and access:
-            s3 = EtcdS3(endpoint or "", bucket, region or "", folder or "", access, secret, skip)
+            s3 = EtcdS3(endpoint or "", bucket, region or "", folder or "", access, secret, skip, insecure,
+                        endpoint_ca.strip() + "\n" if endpoint_ca else None)
     e.finish()
     return Etcd(heartbeat, election, schedule, retention, s3)
 

@@ -20,6 +20,7 @@ from components.config.cluster import (
     CONFIG_KEY_RE,
     NO_PROXY_RE,
     OWNED_CONFIG_KEYS,
+    PEM_CERTS_RE,
     PROXY_URL_RE,
     ExtraValue,
     Proxy,
@@ -346,6 +347,10 @@ def _validate(a: K3sClusterArgs, p: Problems) -> None:
     for arg in a.kubelet_args:
         if not re.fullmatch(r"[a-z][a-z0-9-]*=[^\n]*", arg):
             p.error(f"{path}.kubeletArgs", f"{arg!r} is not 'name=value'")
+    if a.etcd.s3 is not None and a.etcd.s3.endpoint_ca is not None and not re.fullmatch(
+        PEM_CERTS_RE, a.etcd.s3.endpoint_ca.strip(),
+    ):
+        p.error(f"{path}.etcd.s3.endpointCa", "is not one or more PEM certificates")
     if isinstance(a.agent_batch_size, bool) or not 0 < a.agent_batch_size <= 1000:
         p.error(f"{path}.agentBatchSize", f"{a.agent_batch_size!r} must be between 1 and 1000")
     t = a.timeouts

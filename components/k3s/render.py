@@ -25,6 +25,7 @@ CONFIG_PATH = "/etc/rancher/k3s/config.yaml"
 REGISTRIES_PATH = "/etc/rancher/k3s/registries.yaml"
 KUBE_VIP_MANIFEST_PATH = "/var/lib/rancher/k3s/server/manifests/platform-kube-vip.yaml"
 API_PORT = 6443
+ETCD_S3_CA_PATH = "/etc/rancher/k3s/etcd-s3-ca.crt"  # written by the install script (etcd.s3.endpointCa)
 KUBELET_LEASE_RENEW_SECONDS = 10  # the kubelet renews its Lease every 10s (a quarter of its 40s duration)
 NODE_MONITOR_GRACE_SECONDS = 3 * KUBELET_LEASE_RENEW_SECONDS
 
@@ -140,6 +141,10 @@ def server_common(args: K3sClusterArgs, secrets: ConfigSecrets) -> dict[str, Any
             doc["etcd-s3-secret-key"] = secrets.etcd_s3_secret_key
         if s3.skip_ssl_verify:
             doc["etcd-s3-skip-ssl-verify"] = True
+        if s3.insecure:
+            doc["etcd-s3-insecure"] = True
+        if s3.endpoint_ca:
+            doc["etcd-s3-endpoint-ca"] = ETCD_S3_CA_PATH
     return doc
 
 

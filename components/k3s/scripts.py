@@ -257,6 +257,8 @@ def install_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
         "KUBE_VIP_PATH": render.KUBE_VIP_MANIFEST_PATH,
         "KUBE_VIP_MANIFEST": (render.kube_vip_manifest(args) or "") if node.role == "server" else "",
         "PROXY_ENV": render.proxy_env(args),
+        "ETCD_S3_CA_PATH": render.ETCD_S3_CA_PATH,
+        "ETCD_S3_CA": (args.etcd.s3.endpoint_ca or "") if args.etcd.s3 and node.role == "server" else "",
         "SNAPSHOT_DIR": SNAPSHOT_DIR,
         "SNAPSHOT_KEEP": SNAPSHOT_KEEP,
         "VIP_ADDRESS": args.vip.address if args.vip and node.role == "server" else "",

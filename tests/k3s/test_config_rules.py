@@ -8,7 +8,7 @@ import pytest
 
 from components.problems import ConfigError
 
-from .stacks import homelab_raw, parse
+from .stacks import SECRETS, homelab_raw, parse
 
 
 def test_kubelet_restricted_labels_are_rejected_with_a_hint() -> None:
@@ -121,3 +121,23 @@ def test_unpinned_host_keys_warn_naming_the_nodes() -> None:
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq3lyvYx1o2Xr4eYtWpL0Yb2q0"
     raw["platform:ssh"]["hostKeys"] = {n["name"]: key for n in raw["platform:nodes"]}
     assert not any("no pinned host key" in w for w in parse(raw).warnings)
+
+
+PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----"
+
+
+def test_self_hosted_s3_insecure_and_endpoint_ca() -> None:
+    from components.k3s import K3sClusterArgs, render, scripts
+
+    raw = copy.deepcopy(homelab_raw())
+    raw["platform:k3s"]["etcd"]["s3"] = {"endpoint": "minio.lan:9000", "bucket": "etcd-backups", "accessKey": "AK",
+                                         "insecure": True, "endpointCa": PEM}
+    args = K3sClusterArgs.from_config(parse(raw, secrets={**SECRETS, "platform:etcdS3SecretKey": "s"}))
+    doc = render.server_config(args, args.servers[0], render.ConfigSecrets("t", "a", "s"))
+    assert doc["etcd-s3-insecure"] is True and doc["etcd-s3-endpoint-ca"] == render.ETCD_S3_CA_PATH
+    install = scripts.install_script(args, args.servers[0])
+    assert install.values["ETCD_S3_CA"] == PEM + "\n"  # written to ETCD_S3_CA_PATH by the install step
+    assert scripts.install_script(args, args.agents[0]).values["ETCD_S3_CA"] == ""
+    raw["platform:k3s"]["etcd"]["s3"]["endpointCa"] = "not a cert"
+    with pytest.raises(ConfigError, match=r"platform:k3s.etcd.s3.endpointCa: expected one or more PEM"):
+        parse(raw, secrets={**SECRETS, "platform:etcdS3SecretKey": "s"})

@@ -462,3 +462,21 @@ def test_a_teardown_removes_servers_one_after_another(tmp_path: Path, homelab: K
     result = sb.run(scripts.remove_script(homelab, homelab.servers[1]))
     assert result.returncode == 0, result.stderr
     assert "uninstall" in sb.calls()
+
+
+def test_the_self_hosted_s3_ca_is_written_for_k3s_and_a_change_restarts(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    from components.config.cluster import EtcdS3
+
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    s3 = EtcdS3("minio.lan:9000", "etcd", "us-east-1", "", "AK", None, insecure=True, endpoint_ca=pem)
+    args = dataclasses.replace(homelab, etcd=dataclasses.replace(homelab.etcd, s3=s3))
+    sb = Sandbox(tmp_path)
+    assert install(sb, args, 1).returncode == 0
+    assert sb.path(render.ETCD_S3_CA_PATH).read_text() == pem
+    sb.reset_calls()
+    rotated = dataclasses.replace(s3, endpoint_ca=pem.replace("MIIB", "MIIC"))
+    result = install(sb, dataclasses.replace(args, etcd=dataclasses.replace(homelab.etcd, s3=rotated)), 1)
+    assert result.returncode == 0, result.stderr
+    assert "systemctl restart --no-block k3s" in sb.calls()

@@ -31,6 +31,11 @@ write_config() {
   else
     remove_file /etc/rancher/k3s/registries.yaml
   fi
+  if [ -n "$ETCD_S3_CA" ]; then
+    put_text "$ETCD_S3_CA_PATH" 0644 "$ETCD_S3_CA"
+  else
+    remove_file "$ETCD_S3_CA_PATH"
+  fi
   if [ "$ROLE" = server ] && [ -n "$KUBE_VIP_MANIFEST" ]; then
     put_text "$KUBE_VIP_PATH" 0600 "$KUBE_VIP_MANIFEST"
   elif [ "$ROLE" = server ]; then
@@ -138,6 +143,7 @@ config_digest() {
     if [ -f /etc/rancher/k3s/registries.yaml ]; then cat /etc/rancher/k3s/registries.yaml; fi
     # the unit's environment (k3s.proxy); empty on nodes without a proxy, so their digest is unchanged
     if [ -s "$ENV_FILE" ]; then cat "$ENV_FILE"; fi
+    if [ -s "$ETCD_S3_CA_PATH" ]; then cat "$ETCD_S3_CA_PATH"; fi
   } | sha256sum | cut -d' ' -f1
 }
 
