@@ -5,26 +5,27 @@
 plan. Pulumi deletes in reverse dependency order, so this one graph fixes creation,
 rolling-update and teardown order:
 
-    preflight (server 1) ─┐
-    prepare/stage (each node, in parallel) ─┤
-                          └─► install server 1 ─► install server 2 ─► … ─► install server n
+    preflight (server 1) ─► gone (each dead node, on server 1) ─┐
+    prepare/stage (agents in parallel; servers one at a time) ───┤
+                          └─► install server 1 ─► ca-hash ─► install server 2 ─► … ─► install server n
                                                                               │
                                                                           api-ready (endpoint answers)
                                                                               │
-                              node agent 1 … agent m (on server 1: the name is free / delete the Node on removal)
-                                                                              │
-                              install agent 1 … agent m (in parallel)
-                                                                              │
-                              member agent 1 … agent m (on server 1: registered / drain+delete on removal)
+                              labels server 1 … n (on server 1: labels and taints through the API)
+                              node agent i (on server 1: the name is free; drain before an upgrade /
+                                            delete the Node on removal)
+                                 ─► install agent i ─► member agent i (registered; uncordon / drain
+                                                       on removal) ─► labels agent i
+                              agents in batches of k3s.agentBatchSize: batch k+1 after batch k's members
                                                                               │
                                                                           kubeconfig (server 1)
 
 Creation and every update (a config change restarts, a version bump upgrades) run servers
-one at a time in list order, then agents in parallel; teardown runs kubeconfig, then per agent
-member (drain), install (stop the agent), node (delete its Node from server 1), prepare
+one at a time in list order, then agents batch by batch; teardown runs kubeconfig, then per
+agent member (drain), install (stop the agent), node (delete its Node from server 1), prepare
 (uninstall), then servers n … 2, then server 1, each server's delete leaving etcd through a
-surviving server before it uninstalls. The critical path is servers + 6 steps whatever the
-number of agents.
+surviving server before it uninstalls. With every agent in one batch the critical path is
+servers + 7 steps whatever the number of agents.
 """
 
 from __future__ import annotations
