@@ -72,6 +72,7 @@ check-render: render-all
 	@scripts=$$(find build/render -name '*.sh' -not -path '*.rendering/*' | sort); \
 	  if [ -n "$$scripts" ]; then shellcheck -s bash $$scripts && echo "shellcheck $$(shellcheck --version | sed -n 's/^version: //p'): $$(echo "$$scripts" | wc -l) scripts clean"; fi
 	@shellcheck -s sh components/sh/*.sh && echo "shellcheck: components/sh sources clean"
+	@shellcheck -s bash components/k3s/sh/*.sh && echo "shellcheck: components/k3s/sh sources clean"
 	@cd components/vault_sh && shellcheck -x -s bash *.sh && echo "shellcheck: Vault bootstrap and unsealer scripts clean (rendered into a ConfigMap)"
 	@if [ -d ../shared/reference ]; then \
 	  for s in $(STACKS); do echo "conformance: $$s"; $(PY) -m tests.addons.schema build/render/$$s || exit 1; done; \

@@ -24,9 +24,12 @@ for warning in cfg.warnings:
     pulumi.log.warn(warning)
 
 # clusterKind existing builds no cluster: the platform layer goes onto the kubeconfig's cluster.
+# The K3s component's name is fixed ("k3s"): its children's names must not change with clusterName
+# (a rename would replace, i.e. uninstall, every node). Stacks from before are aliased.
 cluster: K3sCluster | ShootCluster | None = None
 if k3s_args is not None:
-    cluster = K3sCluster(cfg.cluster_name, k3s_args)
+    cluster = K3sCluster("k3s", k3s_args, opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name=cfg.cluster_name)]),
+                         previous_names=(cfg.cluster_name,))
 elif cfg.cluster_kind == "cleura":
     cluster = ShootCluster(cfg.cluster_name, cfg.cleura)
 kubeconfig: pulumi.Input[str] = (
@@ -53,3 +56,6 @@ if platform.vault is not None:
     pulumi.export("vaultAddress", platform.vault.address)
     pulumi.export("vaultCaCert", platform.vault.ca_cert)
     pulumi.export("vaultRootToken", pulumi.Output.secret(platform.vault.root_token))
+if isinstance(cluster, K3sCluster):
+    # Secret: a restore from an etcd snapshot needs the cluster token (README, "K3s recovery").
+    pulumi.export("k3sToken", cluster.token)

@@ -22,6 +22,7 @@ from components.netaddr import (
 from components.problems import Problems
 
 K3S_VERSION_RE = r"v\d+\.\d+\.\d+\+k3s\d+"
+PEM_CERTS_RE = r"(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\s*)+"
 # Kubernetes label keys: optional DNS-subdomain prefix, then a name of at most 63 characters.
 LABEL_KEY_RE = re.compile(
     r"(([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
@@ -56,6 +57,7 @@ class Node:
     storage: bool = True  # carries storage disks (Longhorn disk / Mayastor pool)
     ssh_user: str | None = None
     ssh_port: int | None = None
+    gone: bool = False  # dead for good: removed from a surviving server, never dialled again
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class Vip:
     """A kube-vip ARP virtual IP for the API, placed before server 1 starts."""
 
     address: IPAddress
-    interface: str
+    interface: str | None  # None: each server uses the interface of its route to the VIP
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class EtcdS3:
     access_key: str
     secret_key: Secret | None
     skip_ssl_verify: bool = False
+    insecure: bool = False  # plain HTTP to a self-hosted S3 (etcd-s3-insecure)
+    endpoint_ca: str | None = None  # PEM of the CA that signed a self-hosted S3's certificate
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,60 @@ class Airgap:
     install_script: str | None = None  # local path of install.sh
 
 
+# A proxy URL without credentials (they would sit in plain text in state and on every host).
+PROXY_URL_RE = r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?/?"
+NO_PROXY_RE = r"[A-Za-z0-9.*:_/\[\]-]{1,253}"
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """`k3s.proxy`: reaches the K3s installer (its downloads) and the K3s unit's environment."""
+
+    http: str | None = None
+    https: str | None = None
+    no_proxy: tuple[str, ...] = ()
+
+
+ExtraValue = str | int | bool | tuple[str, ...]
+CONFIG_KEY_RE = r"[a-z][a-z0-9-]{0,62}"
+# config.yaml keys the program writes itself: a pass-through may not override them.
+OWNED_CONFIG_KEYS = frozenset({
+    "agent-token", "cluster-cidr", "cluster-dns", "cluster-domain", "cluster-init", "disable",
+    "disable-network-policy", "etcd-arg", "etcd-s3", "etcd-s3-access-key", "etcd-s3-bucket", "etcd-s3-endpoint",
+    "etcd-s3-folder", "etcd-s3-region", "etcd-s3-secret-key", "etcd-s3-skip-ssl-verify",
+    "etcd-snapshot-retention", "etcd-snapshot-schedule-cron", "flannel-backend", "kube-apiserver-arg",
+    "kube-controller-manager-arg", "kubelet-arg", "node-ip", "node-label", "node-name", "node-taint",
+    "secrets-encryption", "selinux", "server", "service-cidr", "tls-san", "token", "token-file",
+    "write-kubeconfig-mode", "data-dir", "agent-token-file", "etcd-s3-insecure", "etcd-s3-endpoint-ca",
+})
+
+
+def parse_extra_config(k: Reader, key: str) -> tuple[tuple[str, ExtraValue], ...]:
+    raw = k.raw(key) or {}
+    path = k.key_path(key)
+    if not isinstance(raw, Mapping):
+        k.error(key, "expected an object of K3s config keys -> values")
+        return ()
+    out: list[tuple[str, ExtraValue]] = []
+    for name, value in raw.items():
+        at = f"{path}.{name}"
+        if not isinstance(name, str) or not re.fullmatch(CONFIG_KEY_RE, name):
+            k.problems.error(at, "is not a K3s config key (lower-case, e.g. 'kube-proxy-arg')")
+            continue
+        if name in OWNED_CONFIG_KEYS:
+            k.problems.error(at, "is set by the program itself; use its own setting (see the README config reference)")
+            continue
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = tuple(value)
+        if not isinstance(value, str | int | bool | tuple) or any(
+            "\n" in v for v in (value if isinstance(value, tuple) else (value,)) if isinstance(v, str)
+        ):
+            k.problems.error(at, f"{describe(value)} is not a one-line string, number, boolean or list of strings")
+            continue
+        out.append((name, value))
+    return tuple(sorted(out, key=lambda kv: kv[0]))
+
+
 @dataclass(frozen=True)
 class K3s:
     version: str
@@ -125,6 +183,30 @@ class K3s:
     registry_mirrors: tuple[tuple[str, tuple[str, ...]], ...]
     airgap: Airgap
     disable_local_storage: bool
+    proxy: Proxy | None = None
+    secrets_encryption: bool = True
+    allow_destroy: bool = False
+    agent_batch_size: int = 1
+    extra_server_config: tuple[tuple[str, ExtraValue], ...] = ()
+    extra_agent_config: tuple[tuple[str, ExtraValue], ...] = ()
+    kubelet_args: tuple[str, ...] = ()
+
+
+def parse_proxy(k: Reader) -> Proxy | None:
+    if not k.has("proxy"):
+        return None
+    p = k.obj("proxy")
+    hint = "an http(s)://host:port URL without credentials"
+    http = p.string("http", pattern=PROXY_URL_RE, hint=hint)
+    https = p.string("https", pattern=PROXY_URL_RE, hint=hint)
+    no_proxy = p.strings("noProxy")
+    for i, entry in enumerate(no_proxy):
+        if not re.fullmatch(NO_PROXY_RE, entry):
+            k.problems.error(f"{p.key_path('noProxy')}[{i}]", f"{describe(entry)} is not a host, domain or CIDR")
+    if http is None and https is None and not p.broken:
+        p.error("http", "a proxy needs 'http' and/or 'https' (e.g. http://proxy.example.com:3128)")
+    p.finish()
+    return Proxy(http, https, no_proxy)
 
 
 def parse_labels(reader: Reader, key: str) -> tuple[tuple[str, str], ...]:
@@ -196,6 +278,7 @@ def parse_nodes(top: Reader) -> tuple[tuple[Node, ...], int | None]:
                                                "own prefix, e.g. example.com/role")
         taints = parse_taints(r, "taints")
         storage = r.boolean("storage", True)
+        gone = r.boolean("gone", False)
         user = r.string("user", pattern=r"[a-z_][a-z0-9_-]{0,31}", hint="a POSIX user name")
         port = r.integer("port", 0, minimum=1, maximum=65535) or None
         r.finish()
@@ -214,7 +297,7 @@ def parse_nodes(top: Reader) -> tuple[tuple[Node, ...], int | None]:
         if address is not None:
             addresses.setdefault(address, f"{path}.address")
         if name is not None and address is not None:
-            nodes.append(Node(name, address, role, labels, taints, storage, user, port))  # type: ignore[arg-type]
+            nodes.append(Node(name, address, role, labels, taints, storage, user, port, gone))  # type: ignore[arg-type]
     return tuple(nodes), None if bad_role else servers
 
 
@@ -267,6 +350,12 @@ def parse_ssh(top: Reader, secrets: Mapping[str, Secret], node_names: set[str]) 
             r.error(f"hostKeys.{name}", f"no node is named {name!r}{suggest(name, sorted(node_names))}")
         if not HOST_KEY_RE.fullmatch(host_key):
             r.error(f"hostKeys.{name}", HOST_KEY_HINT)
+    unpinned = sorted(node_names - set(host_keys))
+    if unpinned:
+        # Pinned host keys are the default for production: without one, SSH trusts any host that answers.
+        r.problems.warn(r.key_path("hostKeys"), f"no pinned host key for {', '.join(unpinned)}: SSH accepts "
+                        "whichever host answers at that address; pin them for production stacks "
+                        "(ssh-keyscan -t ed25519 <address>)")
     bastion: Bastion | None = None
     if r.has("bastion"):
         b = r.obj("bastion")
@@ -320,6 +409,11 @@ def parse_etcd(k: Reader, secrets: Mapping[str, Secret]) -> Etcd:
         folder = s.string("folder", "", pattern=r"[A-Za-z0-9._/-]*", hint="a folder path")
         access = s.string("accessKey", required=True, pattern=r"[A-Za-z0-9+/=._-]+", hint="an access key id")
         skip = s.boolean("skipSslVerify", False)
+        insecure = s.boolean("insecure", False)
+        endpoint_ca = s.string("endpointCa")
+        if endpoint_ca is not None and not re.fullmatch(PEM_CERTS_RE, endpoint_ca.strip()):
+            s.error("endpointCa", "expected one or more PEM certificates (-----BEGIN CERTIFICATE----- ...)")
+            endpoint_ca = None
         s.finish()
         secret = secrets.get("etcdS3SecretKey")
         if secret is None:
@@ -328,7 +422,8 @@ def parse_etcd(k: Reader, secrets: Mapping[str, Secret]) -> Etcd:
                 f"required secret for {e.key_path('s3')} is not set; run: {secret_command('etcdS3SecretKey')}",
             )
         if bucket and access:
-            s3 = EtcdS3(endpoint or "", bucket, region or "", folder or "", access, secret, skip)
+            s3 = EtcdS3(endpoint or "", bucket, region or "", folder or "", access, secret, skip, insecure,
+                        endpoint_ca.strip() + "\n" if endpoint_ca else None)
     e.finish()
     return Etcd(heartbeat, election, schedule, retention, s3)
 
@@ -346,7 +441,7 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
     if k.has("vip"):
         v = k.obj("vip")
         address_text = v.string("address", required=True)
-        interface = v.string("interface", "eth0", pattern=INTERFACE_RE, hint="a network interface name") or "eth0"
+        interface = v.string("interface", None, pattern=INTERFACE_RE, hint="a network interface name") or None
         v.finish()
         address = parse_ip(address_text)
         if address_text is not None and address is None:
@@ -406,8 +501,20 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
         a.error("enabled", "airgap needs 'binary' and 'installScript' (local paths to stage on every node)")
     a.finish()
     disable_local = k.boolean("disableLocalStorage", True)
+    proxy = parse_proxy(k)
+    secrets_encryption = k.boolean("secretsEncryption", True)
+    allow_destroy = k.boolean("allowDestroy", False)
+    agent_batch_size = k.integer("agentBatchSize", 1, minimum=1, maximum=1000)
+    extra_server = parse_extra_config(k, "extraServerConfig")
+    extra_agent = parse_extra_config(k, "extraAgentConfig")
+    kubelet_args = k.strings("kubeletArgs")
+    for i, arg in enumerate(kubelet_args):
+        if not re.fullmatch(r"[a-z][a-z0-9-]*=[^\n]*", arg):
+            k.problems.error(f"{k.key_path('kubeletArgs')}[{i}]", f"{describe(arg)} is not 'name=value'")
     k.finish()
     return K3s(
         version, endpoint, vip, kube_vip, sans, firewall, selinux, failover, etcd,  # type: ignore[arg-type]
-        tuple(sorted(mirrors)), airgap, disable_local,
+        tuple(sorted(mirrors)), airgap, disable_local, proxy=proxy, secrets_encryption=secrets_encryption,
+        allow_destroy=allow_destroy, agent_batch_size=agent_batch_size, extra_server_config=extra_server,
+        extra_agent_config=extra_agent, kubelet_args=kubelet_args,
     )

@@ -16,6 +16,15 @@ from pathlib import Path
 from typing import Literal
 
 from components.config import Airgap, Bastion, Etcd, Secret, StackConfig
+from components.config.cluster import (
+    CONFIG_KEY_RE,
+    NO_PROXY_RE,
+    OWNED_CONFIG_KEYS,
+    PEM_CERTS_RE,
+    PROXY_URL_RE,
+    ExtraValue,
+    Proxy,
+)
 from components.k3s.upgrade import VERSION_RE, removal_problem, upgrade_problem
 from components.netaddr import DNS_LABEL_RE, DNS_NAME_RE, parse_ip
 from components.problems import ConfigError, Problems
@@ -44,6 +53,7 @@ class NodeSpec:
     ssh_user: str = "root"
     ssh_port: int = 22
     host_key: str | None = None
+    gone: bool = False  # dead for good: its steps are retained untouched, a survivor removes it
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,7 @@ class VipSpec:
     """kube-vip in ARP mode, serving the API on `address` from the servers."""
 
     address: str
-    interface: str
+    interface: str | None  # None: detected on each server (the route to the VIP); kube-vip picks it too
     kube_vip_version: str
 
 
@@ -115,6 +125,14 @@ class K3sClusterArgs:
     ssh_private_key: Secret | None = None
     bastion: Bastion | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    proxy: Proxy | None = None  # HTTP(S)_PROXY/NO_PROXY for the installer and the K3s unit
+    secrets_encryption: bool = True  # K3s secrets-encryption (the Vault component relies on it)
+    allow_destroy: bool = False  # unprotects the servers' install steps (teardown, server removal)
+    agent_batch_size: int = 1  # agents installed, upgraded and restarted this many at a time
+    # Pass-through config.yaml keys (never one the program owns) and kubelet args, every server / agent.
+    extra_server_config: tuple[tuple[str, ExtraValue], ...] = ()
+    extra_agent_config: tuple[tuple[str, ExtraValue], ...] = ()
+    kubelet_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = Problems()
@@ -135,8 +153,18 @@ class K3sClusterArgs:
         return self.servers[0]
 
     @property
+    def live_servers(self) -> tuple[NodeSpec, ...]:
+        return tuple(n for n in self.servers if not n.gone)
+
+    @property
+    def gone_nodes(self) -> tuple[NodeSpec, ...]:
+        return tuple(n for n in self.nodes if n.gone)
+
+    @property
     def deployed(self) -> DeployedState:
-        return DeployedState(self.version, tuple(n.name for n in self.servers), tuple(n.name for n in self.agents))
+        return DeployedState(
+            self.version, tuple(n.name for n in self.live_servers), tuple(n.name for n in self.agents if not n.gone),
+        )
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -156,6 +184,7 @@ class K3sClusterArgs:
                 labels=tuple(sorted({**cfg.storage.node_labels(n), **dict(n.labels)}.items())),
                 taints=tuple(str(t) for t in n.taints), storage=n.storage,
                 ssh_user=n.ssh_user or ssh.user, ssh_port=n.ssh_port or ssh.port, host_key=host_keys.get(n.name),
+                gone=n.gone,
             )
             for n in cfg.nodes
         )
@@ -178,7 +207,7 @@ class K3sClusterArgs:
             problem = upgrade_problem(previous.version, k3s.version)
             if problem:
                 problems.error("platform:versions.k3s", problem)
-            wanted = frozenset(n.name for n in nodes if n.role == "server")
+            wanted = frozenset(n.name for n in nodes if n.role == "server" and not n.gone)
             problem = removal_problem(frozenset(previous.servers), wanted)
             if problem:
                 problems.error("platform:nodes", problem)
@@ -191,6 +220,9 @@ class K3sClusterArgs:
             failover_tuning=k3s.failover_tuning, etcd=k3s.etcd, registry_mirrors=k3s.registry_mirrors,
             airgap=k3s.airgap, disable_local_storage=k3s.disable_local_storage, storage=storage,
             ssh_private_key=ssh.private_key, bastion=ssh.bastion, timeouts=timeouts or Timeouts(),
+            proxy=k3s.proxy, secrets_encryption=k3s.secrets_encryption, allow_destroy=k3s.allow_destroy,
+            agent_batch_size=k3s.agent_batch_size, extra_server_config=k3s.extra_server_config,
+            extra_agent_config=k3s.extra_agent_config, kubelet_args=k3s.kubelet_args,
         )
 
 
@@ -258,6 +290,11 @@ def _validate(a: K3sClusterArgs, p: Problems) -> None:
             if "\n" in taint or ":" not in taint:
                 p.error(f"{np}.taints", f"{taint!r} is not a taint")
     servers = [n for n in a.nodes if n.role == "server"]
+    if servers and servers[0].gone:
+        p.error("platform:nodes[0].gone", f"the first server {servers[0].name} bootstraps the cluster and runs the "
+                "control steps: put a live server first in platform:nodes, then mark this one gone")
+    if servers and all(n.gone for n in servers):
+        p.error("platform:nodes", "every server is gone: restore one from an etcd snapshot (see the README)")
     if not servers:
         p.error("platform:nodes", "no node has role 'server'")
     elif len(servers) % 2 == 0:
@@ -265,7 +302,7 @@ def _validate(a: K3sClusterArgs, p: Problems) -> None:
     if a.vip is not None:
         if parse_ip(a.vip.address) is None:
             p.error(f"{path}.vip.address", f"{a.vip.address!r} is not an IP address")
-        if not INTERFACE_RE.fullmatch(a.vip.interface):
+        if a.vip.interface is not None and not INTERFACE_RE.fullmatch(a.vip.interface):
             p.error(f"{path}.vip.interface", f"{a.vip.interface!r} is not an interface name")
         if not KUBE_VIP_VERSION_RE.fullmatch(a.vip.kube_vip_version):
             p.error("platform:versions.kubeVip", f"{a.vip.kube_vip_version!r} is not a tag like v0.9.2")
@@ -295,6 +332,27 @@ def _validate(a: K3sClusterArgs, p: Problems) -> None:
                 p.error(f"{path}.airgap.{key}", f"{local!r} is not a file on this machine")
         if a.airgap.images and not a.airgap.images.endswith(AIRGAP_IMAGE_SUFFIXES):
             p.error(f"{path}.airgap.images", f"the images tarball must end in one of {AIRGAP_IMAGE_SUFFIXES}")
+    if a.proxy is not None:
+        for key, proxy_url in (("http", a.proxy.http), ("https", a.proxy.https)):
+            if proxy_url is not None and not re.fullmatch(PROXY_URL_RE, proxy_url):
+                p.error(f"{path}.proxy.{key}", f"{proxy_url!r} is not an http(s)://host:port URL without credentials")
+        for entry in a.proxy.no_proxy:
+            if not re.fullmatch(NO_PROXY_RE, entry):
+                p.error(f"{path}.proxy.noProxy", f"{entry!r} is not a host, domain or CIDR")
+    for key, extra in (("extraServerConfig", a.extra_server_config), ("extraAgentConfig", a.extra_agent_config)):
+        for name, extra_value in extra:
+            texts = extra_value if isinstance(extra_value, tuple) else (str(extra_value),)
+            if not re.fullmatch(CONFIG_KEY_RE, name) or name in OWNED_CONFIG_KEYS or any("\n" in t for t in texts):
+                p.error(f"{path}.{key}.{name}", "is not a pass-through K3s config key with a one-line value")
+    for arg in a.kubelet_args:
+        if not re.fullmatch(r"[a-z][a-z0-9-]*=[^\n]*", arg):
+            p.error(f"{path}.kubeletArgs", f"{arg!r} is not 'name=value'")
+    if a.etcd.s3 is not None and a.etcd.s3.endpoint_ca is not None and not re.fullmatch(
+        PEM_CERTS_RE, a.etcd.s3.endpoint_ca.strip(),
+    ):
+        p.error(f"{path}.etcd.s3.endpointCa", "is not one or more PEM certificates")
+    if isinstance(a.agent_batch_size, bool) or not 0 < a.agent_batch_size <= 1000:
+        p.error(f"{path}.agentBatchSize", f"{a.agent_batch_size!r} must be between 1 and 1000")
     t = a.timeouts
     for name in ("server_ready", "agent_ready", "api_ready", "drain", "poll"):
         value = getattr(t, name)

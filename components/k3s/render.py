@@ -25,6 +25,9 @@ CONFIG_PATH = "/etc/rancher/k3s/config.yaml"
 REGISTRIES_PATH = "/etc/rancher/k3s/registries.yaml"
 KUBE_VIP_MANIFEST_PATH = "/var/lib/rancher/k3s/server/manifests/platform-kube-vip.yaml"
 API_PORT = 6443
+ETCD_S3_CA_PATH = "/etc/rancher/k3s/etcd-s3-ca.crt"  # written by the install script (etcd.s3.endpointCa)
+KUBELET_LEASE_RENEW_SECONDS = 10  # the kubelet renews its Lease every 10s (a quarter of its 40s duration)
+NODE_MONITOR_GRACE_SECONDS = 3 * KUBELET_LEASE_RENEW_SECONDS
 
 # K3s refuses to join a server whose value differs from the cluster's for these keys.
 CRITICAL_SERVER_KEYS = frozenset({
@@ -43,6 +46,12 @@ class ConfigSecrets:
     token: str
     agent_token: str
     etcd_s3_secret_key: str | None = None
+    ca_hash: str | None = None  # sha256 of the cluster CA (PEM): joins use the secure token form
+
+    def join_token(self, user: str, password: str) -> str:
+        """``K10<CA hash>::<user>:<password>`` once the CA is known: the joining node checks the
+        server's CA against the hash before it sends any credential. The short form before."""
+        return f"K10{self.ca_hash}::{user}:{password}" if self.ca_hash else password
 
     def __repr__(self) -> str:
         return "ConfigSecrets(<redacted>)"
@@ -101,8 +110,14 @@ def server_common(args: K3sClusterArgs, secrets: ConfigSecrets) -> dict[str, Any
         doc["disable-network-policy"] = True
     if args.selinux:
         doc["selinux"] = True
+    if args.secrets_encryption:
+        doc["secrets-encryption"] = True
     if args.failover_tuning:
-        doc["kube-controller-manager-arg"] = ["node-monitor-period=2s", "node-monitor-grace-period=16s"]
+        # The kubelet renews its lease every 10s: a grace period of three renewals (not 16s, less than
+        # two) keeps one late renewal or a K3s restart from marking the node NotReady and evicting pods.
+        doc["kube-controller-manager-arg"] = [
+            "node-monitor-period=2s", f"node-monitor-grace-period={NODE_MONITOR_GRACE_SECONDS}s",
+        ]
         doc["kube-apiserver-arg"] = [
             "default-not-ready-toleration-seconds=30", "default-unreachable-toleration-seconds=30",
         ]
@@ -126,6 +141,10 @@ def server_common(args: K3sClusterArgs, secrets: ConfigSecrets) -> dict[str, Any
             doc["etcd-s3-secret-key"] = secrets.etcd_s3_secret_key
         if s3.skip_ssl_verify:
             doc["etcd-s3-skip-ssl-verify"] = True
+        if s3.insecure:
+            doc["etcd-s3-insecure"] = True
+        if s3.endpoint_ca:
+            doc["etcd-s3-endpoint-ca"] = ETCD_S3_CA_PATH
     return doc
 
 
@@ -150,15 +169,28 @@ def server_config(args: K3sClusterArgs, node: NodeSpec, secrets: ConfigSecrets) 
     else:
         doc["server"] = api_url(args.first_server.address)
     doc.update(server_common(args, secrets))
+    if node.name != args.first_server.name:
+        doc["token"] = secrets.join_token("server", secrets.token)
+    _pass_through(doc, args.extra_server_config, args.kubelet_args)
     return doc
+
+
+def _pass_through(doc: dict[str, Any], extra: tuple[tuple[str, Any], ...], kubelet_args: tuple[str, ...]) -> None:
+    """The stack's extra config keys (validated: never one the program owns) and kubelet args."""
+    for name, value in extra:
+        doc[name] = list(value) if isinstance(value, tuple) else value
+    if kubelet_args:
+        doc["kubelet-arg"] = list(kubelet_args)
 
 
 def agent_config(args: K3sClusterArgs, node: NodeSpec, secrets: ConfigSecrets) -> dict[str, Any]:
     if node.role != "agent":
         raise ValueError(f"{node.name} is not an agent")
-    doc = {"server": api_url(args.api_endpoint), "token": secrets.agent_token, **_node_part(args, node)}
+    doc = {"server": api_url(args.api_endpoint), "token": secrets.join_token("node", secrets.agent_token),
+           **_node_part(args, node)}
     if args.selinux:
         doc["selinux"] = True
+    _pass_through(doc, args.extra_agent_config, args.kubelet_args)
     return doc
 
 
@@ -184,18 +216,44 @@ def registries_yaml(args: K3sClusterArgs) -> str | None:
     return "# Managed by platform:k3s.\n" + render_yaml(doc)
 
 
+def proxy_env(args: K3sClusterArgs) -> tuple[str, ...]:
+    """``NAME=value`` lines for the installer's environment and the K3s unit's environment file.
+
+    NO_PROXY always covers loopback, the pod and service networks, the cluster domain, the API
+    endpoint and every node, so in-cluster and node-to-node traffic never goes through the proxy.
+    """
+    proxy = args.proxy
+    if proxy is None:
+        return ()
+    lines = []
+    if proxy.http:
+        lines.append(f"HTTP_PROXY={proxy.http}")
+    if proxy.https:
+        lines.append(f"HTTPS_PROXY={proxy.https}")
+    no_proxy = ["127.0.0.0/8", "localhost", "::1", args.pod_cidr, args.service_cidr, ".svc",
+                f".{args.cluster_domain}", args.api_endpoint, *(n.address for n in args.nodes), *proxy.no_proxy]
+    lines.append("NO_PROXY=" + ",".join(dict.fromkeys(no_proxy)))
+    return tuple(lines)
+
+
 def kube_vip_manifest(args: K3sClusterArgs) -> str | None:
     """RBAC and DaemonSet for kube-vip (ARP, control plane only), for K3s's auto-deploy directory."""
     if args.vip is None:
         return None
     vip = args.vip
     labels = {"app.kubernetes.io/name": "kube-vip", "app.kubernetes.io/managed-by": "platform"}
+    # Without vip_interface kube-vip uses the default-route interface of each node; the install
+    # script checks, per server, that it is the interface of the route to the VIP.
+    interface = {"vip_interface": vip.interface} if vip.interface else {}
     env = {
-        "vip_arp": "true", "port": str(API_PORT), "vip_interface": vip.interface, "cp_enable": "true",
+        "vip_arp": "true", "port": str(API_PORT), **interface, "cp_enable": "true",
         "cp_namespace": "kube-system", "svc_enable": "false", "vip_leaderelection": "true",
         "vip_leasename": "plndr-cp-lock", "vip_leaseduration": "5", "vip_renewdeadline": "3",
         "vip_retryperiod": "1", "address": vip.address,
     }
+    env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in env.items()]
+    # The leader-election identity: the node name, not the hostname (cloned VMs share hostnames).
+    env_list.append({"name": "vip_nodename", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
     docs: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": {"name": "kube-vip", "namespace": "kube-system", "labels": labels}},
@@ -231,7 +289,7 @@ def kube_vip_manifest(args: K3sClusterArgs) -> str | None:
                          "image": f"ghcr.io/kube-vip/kube-vip:{vip.kube_vip_version}",
                          "imagePullPolicy": "IfNotPresent",
                          "args": ["manager"],
-                         "env": [{"name": k, "value": v} for k, v in env.items()],
+                         "env": env_list,
                          "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
                      }],
                      "hostNetwork": True,

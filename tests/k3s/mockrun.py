@@ -26,7 +26,7 @@ class ClusterRun:
 def record_cluster(args: K3sClusterArgs, name: str = "lab", preview: bool = False) -> ClusterRun:
     def build() -> None:
         cluster = K3sCluster(name, args)
-        for key in ("kubeconfig", "api_ready", "api_endpoint", "deployed"):
+        for key in ("kubeconfig", "api_ready", "api_endpoint", "deployed", "token"):
             pulumi.export(key, getattr(cluster, key))
 
     recording = run_under_mocks(build, preview=preview)

@@ -155,8 +155,34 @@ case $1 in -r) echo 6.1.0-sandbox ;; -m) echo x86_64 ;; *) echo Linux ;; esac
 
 STUBS["journalctl"] = "#!/bin/bash\nexit 0\n"
 
+STUBS["ip"] = r"""#!/bin/bash
+# ip stub: routes from /stub/ip/{route-dev,default-dev,addr-to}; interfaces are /sys/class/net/*.
+args=" $* "
+case $args in
+  *" route get "*) d=$(cat /stub/ip/route-dev 2>/dev/null || true)
+    [ -n "$d" ] && echo "${*: -1} dev $d src 192.0.2.51 uid 0" ;;
+  *" route show default"*) d=$(cat /stub/ip/default-dev 2>/dev/null || true)
+    [ -n "$d" ] && echo "default via 192.0.2.1 dev $d proto static" ;;
+  *" addr show to "*) cat /stub/ip/addr-to 2>/dev/null || true ;;
+  *) echo "ip stub: unsupported $*" >&2; exit 1 ;;
+esac
+exit 0
+"""
+
+# /stub/vip-taken: another host answers for the VIP (arping -D sees a reply, ping answers).
+STUBS["arping"] = r"""#!/bin/bash
+echo "arping $*" >>/stub/calls.log
+[ -e /stub/vip-taken ] && exit 1
+exit 0
+"""
+
+STUBS["ping"] = r"""#!/bin/bash
+[ -e /stub/vip-taken ]
+"""
+
 STUBS["curl"] = r"""#!/bin/bash
 echo "curl $*" >>/stub/calls.log
+if [ -n "${HTTPS_PROXY:-}" ]; then echo "curl-proxy $HTTPS_PROXY" >>/stub/calls.log; fi
 out="" url=""
 while [ $# -gt 0 ]; do
   case $1 in -o) out=$2; shift ;; --retry|--connect-timeout|--max-time) shift ;; -*) ;; *) url=$1 ;; esac
@@ -165,6 +191,9 @@ done
 case $url in
   */install.sh) cp /stub/fake-install.sh "$out" ;;
   */ping) [ -e /stub/ping-pong ] && printf pong && exit 0; exit 7 ;;
+  */v3/cluster/member/list)  # etcd's member list, one member per line in /stub/etcd-members
+    [ -e /stub/etcd-members ] || exit 7
+    printf '{"header":{},"members":['; paste -sd, /stub/etcd-members | tr -d '\n'; printf ']}' ;;
   *) exit 22 ;;
 esac
 """
@@ -196,24 +225,97 @@ systemctl daemon-reload
 FAKE_K3S = r"""#!/bin/bash
 # Fake k3s @VERSION@: answers the few kubectl queries the scripts make.
 if [ "${1:-}" = --version ]; then echo "k3s version @VERSION@ (fake)"; echo "go version go1.24"; exit 0; fi
+if [ "${1:-}" = etcd-snapshot ]; then
+  echo "k3s $*" >>/stub/calls.log
+  [ -e /stub/snapshot-fails ] && { echo "snapshot failed" >&2; exit 1; }
+  d=/var/lib/rancher/k3s/server/db/snapshots; mkdir -p "$d"
+  n=$(cat /stub/snapshot-seq 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" >/stub/snapshot-seq
+  f="$d/$4-fake-node-$((1700000000 + n))"
+  echo "snapshot $n" >"$f"; touch -d "@$((1700000000 + n))" "$f"
+  exit 0
+fi
 [ "${1:-}" = kubectl ] || exit 1
 shift
 echo "kubectl $*" >>/stub/calls.log
 svc=k3s.service
 for a in "$@"; do case $a in *kubelet.kubeconfig) svc=k3s-agent.service ;; esac; done
+args=" $* "
+if [[ $args == *" --server https://"* ]]; then
+  # another server's API (a survivor, the VIP): up with /stub/remote-up, or while this host's K3s
+  # runs, unless /stub/remote-down
+  if [ ! -e /stub/remote-up ] && { [ -e /stub/remote-down ] || [ ! -e "/stub/units/$svc/active" ]; }; then
+    echo "connection refused" >&2; exit 1
+  fi
+  url=${args#* --server }; host=${url%% *}; host=${host#https://}; host=${host%:*}
+  [ -e "/stub/down-$host" ] && { echo "connection refused" >&2; exit 1; }  # that one server is down
+  echo "remote $args" >>/stub/cluster-ops.log
+  case $args in
+    *" get --raw=/readyz "*) echo ok ;;
+    *" delete node "*)
+      [ -e /stub/delete-fails ] && { echo "Error from server (InternalError)" >&2; exit 1; }
+      n=${args#* delete node }; n=${n%% *}
+      state=stopped; [ -e /stub/units/k3s.service/active ] && state=running
+      echo "remote delete node $n (local k3s $state)" >>/stub/calls.log
+      # K3s's etcd controller removes the deleted node's member (unless /stub/member-sticks)
+      [ -e /stub/member-sticks ] || sed -i "/\"name\":\"$n-/d" /stub/etcd-members 2>/dev/null || true ;;
+    *" drain "*) ;;
+    *) echo "fake k3s: unsupported remote kubectl $*" >&2; exit 1 ;;
+  esac
+  exit 0
+fi
 [ -e "/stub/units/$svc/active" ] || { echo "connection refused" >&2; exit 1; }
 running=$(cat "/stub/running-$svc")
-args=" $* "
 case $args in
   *" get --raw=/readyz "*) echo ok ;;
   *" get nodes "*) cat /stub/cluster-nodes 2>/dev/null || true ;;
-  *" get node "*"etcd"*) echo "$running true" ;;
+  *" get node "*"annotations"*)
+    k=${args#*annotations.}; k=${k%%\}*}; k=${k//\\/}
+    cat "/stub/ann-${k//[\/.]/_}" 2>/dev/null || true ;;
+  *" get node "*"spec.taints"*) sed 's/^\([^=:]*\):/\1=:/' /stub/taints 2>/dev/null || true ;;
+  *" label node "*|*" taint node "*|*" annotate node "*)
+    echo "$args" >>/stub/cluster-ops.log
+    verb=$(sed 's/.* \(label\|taint\|annotate\) node .*/\1/' <<<"$args")
+    store=/stub/labels; [ "$verb" = taint ] && store=/stub/taints; touch "$store"
+    seen=0 did=0
+    for a in "$@"; do
+      if [ "$seen" -lt 2 ]; then case $a in node) seen=1 ;; *) [ "$seen" = 1 ] && seen=2 ;; esac; continue; fi
+      case $a in --*) continue ;; esac
+      if [ "$verb" = annotate ]; then
+        if [[ $a == *- ]]; then rm -f "/stub/ann-$(tr '/.' '__' <<<"${a%-}")"; did=1; continue; fi
+        k=${a%%=*}; f=/stub/ann-${k//[\/.]/_}
+        [ "$(cat "$f" 2>/dev/null)" = "${a#*=}" ] || { printf '%s' "${a#*=}" >"$f"; did=1; }
+        continue
+      fi
+      if [[ $a == *- ]]; then k=${a%-}; [ "$verb" = taint ] && k=${k%%:*}
+        grep -q "^$k[=:]" "$store" && { sed -i "\\|^$k[=:]|d" "$store"; did=1; }
+      else
+        grep -qxF "$a" "$store" || { k=${a%%[=:]*}; sed -i "\\|^$k[=:]|d" "$store"; echo "$a" >>"$store"; did=1; }
+      fi
+    done
+    past=${verb}ed; [ "$verb" = annotate ] && past=annotated
+    if [ "$did" = 1 ]; then echo "node/x $past"; else echo "node/x not $past"; fi ;;
+  *" get node "*"etcd"*)
+    beat=$(date -u +%Y-%m-%dT%H:%M:%SZ); [ -e /stub/stale-heartbeat ] && beat=2020-01-01T00:00:00Z
+    echo "$running true True $beat" ;;
+  *" get node "*'jsonpath={.status.conditions[?(@.type=="Ready")].status}'*) echo True ;;
+  *" get node "*"kubeletVersion"*"lastHeartbeatTime"*) echo "$running True $(date -u +%Y-%m-%dT%H:%M:%SZ)" ;;
+  *" get node "*"kubeletVersion"*'"Ready")].status}'*) echo "$running True" ;;
   *" get node "*"kubeletVersion"*) echo "$running" ;;
+  *" uncordon "*) echo "$args" >>/stub/cluster-ops.log ;;
   *" get node "*"InternalIP"*) cat /stub/internal-ip ;;
   *" get node "*)
     if [ -e /stub/node-gone ]; then echo 'Error from server (NotFound): nodes "x" not found' >&2; exit 1; fi
     echo node/x ;;
-  *" drain "*|*" delete node "*) echo "$args" >>/stub/cluster-ops.log ;;
+  *" drain "*) echo "$args" >>/stub/cluster-ops.log ;;
+  *" delete "*" -l "*|*" delete addons"*)
+    echo "$args" >>/stub/cluster-ops.log
+    if [ -e /stub/kube-vip-objects ]; then echo "daemonset.apps \"kube-vip-ds\" deleted"
+    else echo "No resources found"; fi ;;
+  *" delete node "*)
+    echo "$args" >>/stub/cluster-ops.log
+    n=${args#* delete node }; n=${n%% *}
+    [ -e /stub/member-sticks ] || sed -i "/\"name\":\"$n-/d" /stub/etcd-members 2>/dev/null || true
+    touch /stub/node-gone ;;
   *) echo "fake k3s: unsupported kubectl $*" >&2; exit 1 ;;
 esac
 """
@@ -288,6 +390,11 @@ class Sandbox:
         self._write(r / "proc/cpuinfo", "processor\t: 0\nflags\t\t: fpu sse4_1 sse4_2 avx\n")
         self._write(r / "stub/calls.log", "")
         self._write(r / "stub/internal-ip", "192.0.2.54\n")
+        # A stock Debian 12 / RHEL 9 VM: predictable interface names, the default route on ens18.
+        for iface in ("lo", "ens18"):
+            (r / "sys/class/net" / iface).mkdir(parents=True, exist_ok=True)
+        self._write(r / "stub/ip/route-dev", "ens18\n")
+        self._write(r / "stub/ip/default-dev", "ens18\n")
         for key in ("net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "vm/nr_hugepages"):
             self._write(r / "proc/sys" / key, "0\n")
         if family != "debian":

@@ -71,9 +71,12 @@ def test_servers_join_one_at_a_time_in_a_chain(homelab: ClusterRun) -> None:
     servers = ["k3s-control-01", "k3s-control-02", "k3s-control-03"]
     assert step_deps(rec, rec.named("homelab-k3s-control-01-install")) == {
         "homelab-preflight", "homelab-k3s-control-01-prepare"}
+    # server 1, then the CA hash for the secure join token, then each later server
+    assert step_deps(rec, rec.named("homelab-ca-hash")) == {"homelab-k3s-control-01-install"}
     for previous, server in itertools.pairwise(servers):
+        before = "homelab-ca-hash" if previous == servers[0] else f"homelab-{previous}-install"
         assert step_deps(rec, rec.named(f"homelab-{server}-install")) == {
-            f"homelab-{previous}-install", f"homelab-{server}-prepare"}
+            before, "homelab-ca-hash", f"homelab-{server}-prepare"}
     assert step_deps(rec, rec.named("homelab-api-ready")) == {"homelab-k3s-control-03-install"}
 
 
@@ -82,10 +85,12 @@ def test_agents_depend_only_on_the_api_and_their_own_host(homelab: ClusterRun) -
     agents = ["k3s-worker-01", "k3s-worker-02", "k3s-worker-03"]
     for agent in agents:
         install = rec.named(f"homelab-{agent}-install")
-        assert step_deps(rec, install) == {"homelab-api-ready", f"homelab-{agent}-prepare"}
-        for other in agents:
-            if other != agent:
-                assert not rec.depends_on(install, rec.named(f"homelab-{other}-install"))
+        assert step_deps(rec, install) == {f"homelab-{agent}-node", "homelab-ca-hash"}
+        assert {"homelab-api-ready", f"homelab-{agent}-prepare"} <= step_deps(rec, rec.named(f"homelab-{agent}-node"))
+        # the default k3s.agentBatchSize of 1: each agent waits for the one before (never all at once)
+        index = agents.index(agent)
+        if index:
+            assert rec.depends_on(rec.named(f"homelab-{agent}-node"), rec.named(f"homelab-{agents[index - 1]}-member"))
         assert step_deps(rec, rec.named(f"homelab-{agent}-member")) == {f"homelab-{agent}-install"}
     assert step_deps(rec, rec.named("homelab-kubeconfig")) == {
         "homelab-api-ready", *(f"homelab-{a}-member" for a in agents)}
@@ -103,7 +108,7 @@ def test_airgap_stages_artefacts_before_each_install(rich: ClusterRun) -> None:
     rec = rich.recording
     copies = [r for r in rec if r.type == "command:remote:CopyToRemote"]
     assert len(copies) == 8 * 3
-    install = rec.named("rich-node-a1-install")
+    install = rec.named("rich-node-a1-node")  # the agent's install runs right after it
     assert {"rich-node-a1-stage-binary", "rich-node-a1-stage-installer", "rich-node-a1-stage-images"} <= step_deps(
         rec, install)
 
@@ -206,3 +211,23 @@ def test_agent_count_does_not_lengthen_any_server_dependency() -> None:
     for server in ("node-s1", "node-s2", "node-s3"):
         assert step_deps(small, small.named(f"c-{server}-install")) == step_deps(
             large, large.named(f"c-{server}-install"))
+
+
+def test_agent_removal_chain_is_drain_stop_delete_node_uninstall(homelab: ClusterRun) -> None:
+    """Pulumi deletes dependents first, so the chain member -> install -> node -> prepare runs backwards."""
+    rec = homelab.recording
+    agent = "k3s-worker-01"
+    member, install = rec.named(f"homelab-{agent}-member"), rec.named(f"homelab-{agent}-install")
+    node, prepare = rec.named(f"homelab-{agent}-node"), rec.named(f"homelab-{agent}-prepare")
+    assert rec.depends_on(member, install) and rec.depends_on(install, node) and rec.depends_on(node, prepare)
+    assert "drain" in member.inputs["delete"] and "delete node" not in member.inputs["delete"]
+    assert "ROLE=agent" in install.inputs["delete"] and "stop_service" in install.inputs["delete"]
+    assert "kubectl_local delete node" in node.inputs["delete"]
+    assert node.inputs["connection"]["host"] == "192.0.2.51"  # on the first server
+    assert "k3s-agent-uninstall.sh" in prepare.inputs["delete"]
+    # servers keep their prepare step without a delete: their install's delete does the whole removal
+    assert not rec.named("homelab-k3s-control-02-prepare").inputs.get("delete")
+
+
+def test_the_cluster_token_is_a_secret_output_for_restores(homelab: ClusterRun) -> None:
+    assert "token" in homelab.secret_outputs

@@ -50,7 +50,9 @@ def test_homelab_server_config_matches_the_writeup() -> None:
     doc = render.server_config(args, args.servers[0], SECRETS)
     assert doc["disable"] == ["traefik", "servicelb", "local-storage"]
     assert doc["flannel-backend"] == "none" and doc["disable-network-policy"] is True
-    assert doc["kube-controller-manager-arg"] == ["node-monitor-period=2s", "node-monitor-grace-period=16s"]
+    assert doc["kube-controller-manager-arg"] == ["node-monitor-period=2s", "node-monitor-grace-period=30s"]
+    # longer than two lease renewals, so a single late renewal never flips a node NotReady
+    assert render.NODE_MONITOR_GRACE_SECONDS > 2 * render.KUBELET_LEASE_RENEW_SECONDS
     assert doc["kube-apiserver-arg"] == [
         "default-not-ready-toleration-seconds=30", "default-unreachable-toleration-seconds=30"]
     assert doc["etcd-arg"] == ["heartbeat-interval=500", "election-timeout=5000"]
@@ -114,8 +116,12 @@ def test_kube_vip_manifest_serves_the_vip_in_arp_mode_on_control_plane_nodes() -
     kinds = [d["kind"] for d in docs]
     assert kinds == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet"]
     pod = docs[3]["spec"]["template"]["spec"]
-    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
-    assert env["address"] == "192.0.2.49" and env["vip_interface"] == "eth0" and env["vip_arp"] == "true"
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"] if "value" in e}
+    # No interface in the stack: kube-vip uses each node's default-route interface (checked per server).
+    assert env["address"] == "192.0.2.49" and "vip_interface" not in env and env["vip_arp"] == "true"
+    # The leader-election identity is the node name (the upstream generator's vip_nodename).
+    nodename = [e for e in pod["containers"][0]["env"] if e["name"] == "vip_nodename"]
+    assert nodename == [{"name": "vip_nodename", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]
     assert env["cp_enable"] == "true" and env["svc_enable"] == "false"
     assert pod["containers"][0]["image"] == "ghcr.io/kube-vip/kube-vip:v0.9.2"
     assert pod["hostNetwork"] is True
@@ -123,6 +129,9 @@ def test_kube_vip_manifest_serves_the_vip_in_arp_mode_on_control_plane_nodes() -
     expr = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert expr["nodeSelectorTerms"][0]["matchExpressions"][0]["key"] == "node-role.kubernetes.io/control-plane"
     assert render.kube_vip_manifest(dataclasses.replace(homelab_args(), vip=None)) is None
+    explicit = list(yaml.safe_load_all(render.kube_vip_manifest(sized_args(3, 1)) or ""))[3]
+    explicit_env = {e["name"]: e.get("value") for e in explicit["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert explicit_env["vip_interface"] == "eth0"  # an explicit k3s.vip.interface is kept
 
 
 K3S_KUBECONFIG = """apiVersion: v1
@@ -166,3 +175,29 @@ def test_args_reject_values_that_would_reach_a_script_unvalidated() -> None:
         dataclasses.replace(args, nodes=(bad_node, *args.nodes[1:]), api_endpoint="$(id)")
     text = str(err.value)
     assert "x;reboot" in text and "apiEndpoint" in text and "is not an IP address" in text
+
+
+def test_secrets_encryption_is_on_by_default_and_identical_on_every_server() -> None:
+    args = homelab_args()
+    assert all(doc["secrets-encryption"] is True for doc in server_docs(args))
+    assert "secrets-encryption" in render.CRITICAL_SERVER_KEYS
+    off = dataclasses.replace(args, secrets_encryption=False)
+    assert all("secrets-encryption" not in doc for doc in server_docs(off))
+    agent = render.agent_config(args, args.agents[0], SECRETS)
+    assert "secrets-encryption" not in agent  # a server-only flag
+
+
+def test_joins_use_the_secure_token_form_once_the_ca_hash_is_known() -> None:
+    args = homelab_args()
+    ca = "ab" * 32
+    secure = dataclasses.replace(SECRETS, ca_hash=ca)
+    first = render.server_config(args, args.servers[0], secure)
+    assert first["token"] == SECRETS.token  # server 1 defines the token: short form
+    joining = render.server_config(args, args.servers[1], secure)
+    assert joining["token"] == f"K10{ca}::server:{SECRETS.token}"
+    agent = render.agent_config(args, args.agents[0], secure)
+    assert agent["token"] == f"K10{ca}::node:{SECRETS.agent_token}"
+    # unknown hash (preview, mocks): the short form
+    assert render.agent_config(args, args.agents[0], SECRETS)["token"] == SECRETS.agent_token
+    # critical keys still identical on every server: the secure form is only per-node presentation
+    assert "token" in render.CRITICAL_SERVER_KEYS

@@ -228,12 +228,15 @@ def test_airgap_install_uses_only_staged_artefacts(tmp_path: Path) -> None:
 def test_removing_a_server_drains_and_deletes_it_then_uninstalls(tmp_path: Path, homelab: K3sClusterArgs) -> None:
     sb = Sandbox(tmp_path)
     assert install(sb, homelab, 1).returncode == 0
-    sb.path("/stub/cluster-nodes").write_text("k3s-control-01\nk3s-control-02\n")
-    sb.path("/stub/node-gone").touch()
+    sb.path("/stub/remote-up").touch()
+    sb.path("/stub/etcd-members").write_text(
+        '{"name":"k3s-control-01-0a1b2c3d","peerURLs":["https://192.0.2.51:2380"]}\n'
+        '{"name":"k3s-control-02-1a2b3c4d","peerURLs":["https://192.0.2.52:2380"]}\n')
     result = sb.run(scripts.remove_script(homelab, homelab.servers[1]))
     assert result.returncode == 0, result.stderr
     ops = sb.path("/stub/cluster-ops.log").read_text()
     assert "drain k3s-control-02" in ops and "delete node k3s-control-02" in ops
+    assert "--server https://192.0.2.51:6443" in ops  # through a surviving server
     assert "uninstall" in sb.calls()
     assert not sb.path("/usr/local/bin/k3s").exists() and not sb.path("/var/lib/platform/k3s").exists()
     # a second delete (or one on a host that never had K3s) is a no-op
@@ -245,10 +248,12 @@ def test_the_last_server_uninstalls_without_leaving_itself(tmp_path: Path, homel
     sb = Sandbox(tmp_path)
     assert install(sb, homelab, 0).returncode == 0
     sb.path("/stub/cluster-nodes").write_text("k3s-control-01\n")
+    sb.path("/stub/remote-down").touch()  # the other servers are gone already
     result = sb.run(scripts.remove_script(homelab, homelab.servers[0]))
     assert result.returncode == 0, result.stderr
     assert "last etcd member" in result.stderr
     assert not sb.path("/stub/cluster-ops.log").exists()
+    assert "uninstall" in sb.calls()
 
 
 def test_agent_member_steps_on_the_first_server(tmp_path: Path, homelab: K3sClusterArgs) -> None:
@@ -260,10 +265,17 @@ def test_agent_member_steps_on_the_first_server(tmp_path: Path, homelab: K3sClus
     sb.path("/stub/internal-ip").write_text("192.0.2.99\n")
     clash = sb.run(scripts.member_create_script(homelab, agent))
     assert clash.returncode != 0 and "two hosts share one node name" in clash.stderr
+    early = sb.run(scripts.node_create_script(homelab, agent))  # the same check before the agent installs
+    assert early.returncode != 0 and "two hosts share one node name" in early.stderr
     deleted = sb.run(scripts.member_delete_script(homelab, agent))
     assert deleted.returncode == 0, deleted.stderr
     ops = sb.path("/stub/cluster-ops.log").read_text()
-    assert "drain k3s-worker-01" in ops and "delete node k3s-worker-01" in ops
+    # the member step only drains: the Node is deleted by the node step once the agent is stopped
+    assert "drain k3s-worker-01" in ops and "delete node" not in ops
+    sb.path("/stub/node-gone").touch()
+    gone = sb.run(scripts.node_delete_script(homelab, agent))
+    assert gone.returncode == 0, gone.stderr
+    assert "delete node k3s-worker-01" in sb.path("/stub/cluster-ops.log").read_text()
 
 
 def test_preflight_refuses_downgrades_and_majority_removals(tmp_path: Path, homelab: K3sClusterArgs) -> None:

@@ -59,7 +59,8 @@ def test_every_script_passes_shellcheck(rendered: dict[str, dict[str, str]], tmp
             files.append(str(path))
     proc = subprocess.run(["shellcheck", "--severity=style", *files], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[:4000]
-    assert len(files) == 27 + 8 * 3 + 5 * 2 + 3
+    # + node, node-delete, uninstall per agent, + labels per node
+    assert len(files) == 27 + 8 * 3 + 5 * 2 + 3 + 3 * (3 + 5) + (6 + 8) + 2  # + ca-hash
 
 
 def test_scripts_are_complete_and_strict(rendered: dict[str, dict[str, str]]) -> None:
@@ -135,3 +136,14 @@ def test_hugepages_only_on_mayastor_storage_nodes(tmp_path: Path) -> None:
     assert ("vm.nr_hugepages", "1024") in scripts.host_sysctls(args, storage_node)
     assert all(k != "vm.nr_hugepages" for k, _ in scripts.host_sysctls(args, plain_node))
     assert "nvme_tcp" in scripts.host_modules(args, plain_node)
+
+
+def test_the_kubeconfig_is_re_read_every_quarter_before_its_client_certificate_expires() -> None:
+    import datetime as dt
+
+    args = homelab_args()
+    q3 = scripts.kubeconfig_script(args, today=dt.date(2026, 9, 30))
+    q4 = scripts.kubeconfig_script(args, today=dt.date(2026, 10, 1))
+    assert str(q3) != str(q4) and q4.values["GENERATION"].endswith("2026-Q4")
+    assert str(scripts.kubeconfig_script(args, today=dt.date(2026, 11, 15))) == str(q4)
+    assert scripts.renewal_period(dt.date(2027, 1, 1)) == "2027-Q1"
