@@ -52,9 +52,13 @@ SECRET_PATTERNS = (
     ("an AWS-style secret access key", re.compile(r"(?i)aws_secret_access_key\s*[=:]\s*['\"]?[A-Za-z0-9/+]{40}")),
     ("a GitLab token", re.compile(r"\bglpat-[0-9A-Za-z_-]{20,}")),
     ("credentials in a URL", re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@$]{3,}@")),
+    # A value that looks like key material: 8+ characters with both letters and digits, not a
+    # reference ($VAR, ${VAR:-default}, <placeholder>, a path) and not a plain word such as
+    # `SEAL_TOKEN_ACTION=renewed` or `tokens: config.yaml` (scripts name such things all the time).
     ("a literal password/token assignment",
      re.compile(r"(?i)\b[\w-]*(?:password|passwd|secret|token|api[_-]?key)[\w-]*\s*[=:]\s*['\"]?"
-                r"(?![$<{\[/~.]|\*+|\s|['\"]|true\b|false\b|none\b|null\b|\(|file\b)[^\s'\"]{6,}")),
+                r"(?![$<{\[/~.-]|\*+|\s|['\"]|true\b|false\b|none\b|null\b|\(|file\b)"
+                r"(?=[^\s'\"]*[A-Za-z])(?=[^\s'\"]*\d)[^\s'\"]{8,}")),
 )
 
 
@@ -205,6 +209,14 @@ def protect_stateful(args: Any, report_violation: ReportViolation) -> None:
 # --- stack rules -----------------------------------------------------------------------------------
 
 
+def is_transit_vault(props: Mapping[str, Any]) -> bool:
+    """The auto-unseal Transit Vault: release `*transit`, one pod (its only data is the unseal key)."""
+    server = (props.get("values") or {}).get("server") or {}
+    ha = server.get("ha") or {}
+    one_pod = (server.get("standalone") or {}).get("enabled") is True or (ha.get("enabled") and ha.get("replicas") == 1)
+    return str(props.get("name", "")).endswith("transit") and bool(one_pod)
+
+
 def ha_replicas(args: Any, report_violation: ReportViolation) -> None:
     """Outside dev stacks: 3 etcd servers for K3s, 3 Vault replicas when Vault exists."""
     resources = list(args.resources)
@@ -221,6 +233,8 @@ def ha_replicas(args: Any, report_violation: ReportViolation) -> None:
                          f"stack not marked dev needs {HA_ETCD_SERVERS} (etcd keeps quorum through one loss)")
     for r in resources:
         if r.resource_type in HELM_TYPES and r.props.get("chart") == "vault":
+            if is_transit_vault(r.props):
+                continue  # one pod by design: it holds only the HA Vault's unseal key (README "Vault")
             ha = (((r.props.get("values") or {}).get("server") or {}).get("ha") or {})
             replicas = ha.get("replicas", 0) if ha.get("enabled") else 1
             if not isinstance(replicas, int | float) or replicas < HA_VAULT_REPLICAS:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from components.config.cluster import Node
-from components.config.reader import NAMESPACE, Reader, Secret, describe, secret_command
+from components.config.reader import NAMESPACE, FrozenMap, Reader, Secret, describe, secret_command
 from components.netaddr import DNS_LABEL_RE
 from components.problems import Problems
 
@@ -78,7 +78,7 @@ class ArgoCD:
     repo_ssh_key: Secret | None = None
     repo_token: Secret | None = None
     oidc_client_secret: Secret | None = None
-    source_repos: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    source_repos: Mapping[str, tuple[str, ...]] = field(default_factory=FrozenMap)
     vault_plugin_image: str | None = None
 
 
@@ -262,10 +262,11 @@ def parse_argocd(top: Reader, secrets: Mapping[str, Secret], schedulable_nodes: 
     a.finish()
     return ArgoCD(
         enabled=enabled, namespace=namespace, ha=ha,
-        gitops=GitOps(repo_url, revision, paths, known_hosts, username),
-        prune=prune, admin_enabled=admin_enabled, sso=sso, controller_shards=shards, vault_plugin=vault_plugin,
+        gitops=GitOps(repo_url, revision, FrozenMap(paths), known_hosts, username),
+        prune=FrozenMap(prune), admin_enabled=admin_enabled, sso=sso, controller_shards=shards,
+        vault_plugin=vault_plugin,
         self_manage=self_manage, root_finalizer=finalizer,  # type: ignore[arg-type]
         root_timeout_seconds=timeout, repo_ssh_key=ssh_key, repo_token=token, oidc_client_secret=oidc_secret,
-        source_repos=source_repos,
+        source_repos=FrozenMap(source_repos),
         vault_plugin_image=plugin_image,
     )

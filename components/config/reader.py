@@ -202,3 +202,36 @@ class Secret:
 
 def secret_command(key: str, example: str = "<value>") -> str:
     return f"pulumi config set --secret {NAMESPACE}:{key} {example}"
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class FrozenMap(Mapping[K, V]):
+    """A read-only, hashable mapping for frozen config objects (a frozen dataclass with a plain
+    dict field cannot be hashed, and its contents could still be changed)."""
+
+    __slots__ = ("_data", "_key")
+
+    def __init__(self, items: Mapping[K, V] | None = None) -> None:
+        self._data: dict[K, V] = dict(items or {})
+        self._key = tuple(sorted(self._data.items(), key=lambda kv: repr(kv[0])))
+
+    def __getitem__(self, key: K) -> V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self._data) == dict(other)
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"

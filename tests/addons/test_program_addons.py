@@ -80,7 +80,7 @@ def test_gardener_stack_installs_no_cni_and_no_load_balancer(program: RunProgram
     assert "platform:storage:Cinder" in types
     assert not any(t.startswith(("platform:calico", "platform:metallb", "platform:snapshots")) for t in types)
     charts = sorted(r.inputs["chart"] for r in rec.of_type(RELEASE))
-    assert charts == ["argo-cd", "cert-manager", "traefik"]  # Traefik behind the shoot's Octavia load balancer
+    assert charts == ["argo-cd", "cert-manager", "traefik", "vault", "vault"]  # Traefik behind Octavia
 
 
 def test_in_cluster_objects_are_deleted_with_the_cluster(program: RunProgram) -> None:

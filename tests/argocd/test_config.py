@@ -139,8 +139,10 @@ def test_schedulable_nodes_count_the_control_tier_or_untainted_nodes() -> None:
 
 
 def test_vault_plugin_needs_vault() -> None:
-    msgs = errors(argocd_section(vaultPlugin=True, vaultPluginImage="registry.example.com/p/avp:1"))
+    section = argocd_section(vaultPlugin=True, vaultPluginImage="registry.example.com/p/avp:1")
+    msgs = errors(section, overrides={"platform:vault": {"enabled": False}})
     assert any(e.startswith("platform:argocd.vaultPlugin: needs the platform's Vault") for e in msgs)
+    assert stack(section).argocd is not None  # Vault is on by default: the plugin pairs with it
 
 
 def test_vault_plugin_image_must_be_pinned() -> None:

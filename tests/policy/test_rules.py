@@ -116,6 +116,10 @@ KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END O
     ("command:remote:Command", {"create": "curl https://admin:s3cr3tpass@example.com/api"}, False),
     ("command:remote:Command", {"triggers": ["api_key: AbCdEf123456"]}, False),
     ("kubernetes:core/v1:ConfigMap", {"data": {"app.conf": "log_level=info\nport=8080"}}, True),
+    # Script plumbing that names tokens is not a secret: defaults, paths, plain words.
+    ("kubernetes:core/v1:ConfigMap", {"data": {"lib.sh": "K8S_TOKEN_FILE=${K8S_TOKEN_FILE:-/var/run/secrets/x}\n"
+                                                         "SEAL_TOKEN_ACTION=renewed\n# short_tokens: config.yaml"}},
+     True),
     ("kubernetes:core/v1:ConfigMap", {"data": {"app.conf": "db_password=CorrectHorse9"}}, False),
     ("kubernetes:core/v1:Secret", {"stringData": {"password": "CorrectHorse9"}}, True),  # secret by provider
     ("kubernetes:core/v1:Secret", {"metadata": {"annotations": {"x": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.sig"}},
@@ -164,6 +168,11 @@ def test_ha_replicas() -> None:
     assert len(check_stack([server(1), server(2), server(3), vault(True, 1)])) == 1
     assert len(check_stack([vault(False, 3)])) == 1                          # standalone Vault
     assert check_stack([vault(False, 1)], stack="review-1") == []
+    # The auto-unseal Transit Vault is one pod by design; a one-pod HA Vault is not.
+    transit = (RELEASE, {"chart": "vault", "name": "vault-transit",
+                         "values": {"server": {"ha": {"enabled": True, "replicas": 1}}}})
+    assert check_stack([transit, vault(True, 3)]) == []
+    assert len(check_stack([(RELEASE, {**transit[1], "name": "vault-ha"}), vault(True, 3)])) == 1
 
 
 def test_every_rule_is_in_the_pack() -> None:
