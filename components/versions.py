@@ -137,10 +137,12 @@ SNAPSHOT_CRD_PLURALS = ("volumesnapshotclasses", "volumesnapshotcontents", "volu
 # Argo CD: the application version the argo-cd chart above ships (its appVersion), and the
 # Argo CD Vault Plugin baked into the config-management-plugin sidecar image
 # (images/argocd-vault-plugin/Dockerfile: built FROM the same Argo CD image, so helm and
-# kustomize match the repo-server's, with the plugin binary checked against its sha256).
+# kustomize match the repo-server's; the plugin is built from its Go module, checked against
+# this module sum (go.sum form, as the Go module proxy and sum.golang.org record it).
 ARGOCD_VERSION = "v3.4.4"
 ARGOCD_IMAGE = "quay.io/argoproj/argocd"
 ARGOCD_VAULT_PLUGIN_VERSION = "1.18.1"
+ARGOCD_VAULT_PLUGIN_MODULE_SUM = "h1:ArGngsSoej0J7qPmXWkf/GlBmCC7gPMVQXdredOUZKk="
 
 
 VAULT_TOOLS_IMAGE = IMAGES["vaultTools"].ref

@@ -146,7 +146,7 @@ class Storage:
         """(node, path) pairs whose path must be a separate mount, for the K3s host check.
 
         Non-empty only with ``storage.longhorn.dedicatedDisk``: every storage node's Longhorn
-        disk path. The K3s host preparation verifies each with ``mountpoint -q`` (TODO there).
+        disk path. The K3s host preparation (prepare.sh) checks each with ``mountpoint -q``.
         """
         if self.kind != "longhorn" or self.longhorn is None or not self.longhorn.dedicated_disk:
             return ()

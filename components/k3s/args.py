@@ -73,6 +73,8 @@ class StorageHost:
     hugepages: int = 1024  # 2 MiB pages, OpenEBS Mayastor storage nodes only
     hostpath_dir: str | None = None  # OpenEBS LocalPV hostpath base directory
     longhorn_rwx: bool = True  # Longhorn RWX volumes: NFS port in managed firewall mode
+    # storage.longhorn.dedicatedDisk: (node, path) pairs that must be separate mounts on the host.
+    dedicated_mounts: tuple[tuple[str, str], ...] = ()
 
     @property
     def mayastor(self) -> bool:
@@ -201,6 +203,7 @@ class K3sClusterArgs:
             hostpath_dir=openebs.hostpath_base_path if openebs and openebs.engine == "hostpath"
             and cfg.storage.kind == "openebs" else None,
             longhorn_rwx=bool(cfg.storage.longhorn and cfg.storage.longhorn.rwx),
+            dedicated_mounts=cfg.storage.longhorn_mounts(cfg.nodes),
         )
         vip = VipSpec(str(k3s.vip.address), k3s.vip.interface, k3s.kube_vip_version) if k3s.vip else None
         if previous is not None:

@@ -228,6 +228,7 @@ def prepare_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
         "FW_PROTOCOLS": fw.protocols,
         "STORAGE": sorted(p for p in args.storage.prerequisites if p != "hugepages" or node.storage),
         "HOSTPATH_DIR": args.storage.hostpath_dir or "",
+        "DEDICATED_MOUNTS": [path for name, path in args.storage.dedicated_mounts if name == node.name],
         "MULTIPATH_BLACKLIST": MULTIPATH_BLACKLIST,
         "CALICO": _bool(args.calico),
         "NM_CALICO_CONF": NM_CALICO_CONF,

@@ -136,7 +136,9 @@ def test_sidecar_image_is_built_from_the_pinned_versions_and_checks_the_binary()
     assert build_args["ARGOCD_IMAGE"] == versions.ARGOCD_IMAGE
     assert build_args["ARGOCD_VERSION"] == versions.ARGOCD_VERSION
     assert build_args["AVP_VERSION"] == versions.ARGOCD_VAULT_PLUGIN_VERSION
-    assert 'sha256sum -c -' in text and 'test -n "${AVP_SHA256}"' in text
+    assert build_args["AVP_MODULE_SUM"] == versions.ARGOCD_VAULT_PLUGIN_MODULE_SUM
+    # The module is checked against the pinned sum before it is built, and nothing is fetched by URL.
+    assert '"Sum\\": \\"${AVP_MODULE_SUM}\\"' in text and "releases/download" not in text
     assert re.search(r"^FROM \$\{ARGOCD_IMAGE\}:\$\{ARGOCD_VERSION\}$", text, flags=re.MULTILINE)
 
 
@@ -150,3 +152,23 @@ def test_without_kube_version_helm_uses_its_default(workspace: tuple[Path, Path,
                           check=False, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "--kube-version" not in (rec / "helm-args").read_text().split()
+
+
+def test_the_pinned_module_sum_is_what_the_go_module_proxy_serves(tmp_path: Path) -> None:
+    """The sum the image build checks is the plugin module's real h1: hash (checked by the Go tooling)."""
+    import json
+
+    from components import versions
+
+    if shutil.which("go") is None:
+        pytest.skip("no Go toolchain: cannot ask the Go module proxy for the plugin module's sum")
+    module = f"github.com/argoproj-labs/argocd-vault-plugin@v{versions.ARGOCD_VAULT_PLUGIN_VERSION}"
+    done = subprocess.run(
+        ["go", "mod", "download", "-json", module],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "GOFLAGS": "-mod=mod", "GOPATH": os.environ.get("GOPATH", str(Path.home() / "go"))},
+    )
+    if done.returncode != 0 and "connect" in done.stderr:
+        pytest.skip(f"the Go module proxy is not reachable: {done.stderr.strip()[:200]}")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["Sum"] == versions.ARGOCD_VAULT_PLUGIN_MODULE_SUM

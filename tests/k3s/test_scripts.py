@@ -147,3 +147,35 @@ def test_the_kubeconfig_is_re_read_every_quarter_before_its_client_certificate_e
     assert str(q3) != str(q4) and q4.values["GENERATION"].endswith("2026-Q4")
     assert str(scripts.kubeconfig_script(args, today=dt.date(2026, 11, 15))) == str(q4)
     assert scripts.renewal_period(dt.date(2027, 1, 1)) == "2027-Q1"
+
+
+def test_a_dedicated_longhorn_disk_is_checked_as_a_mount_on_each_storage_node(tmp_path: Path) -> None:
+    """storage.longhorn.dedicatedDisk: host preparation refuses a disk path that is not a mount."""
+    from .stacks import homelab_raw, parse
+
+    raw = homelab_raw()
+    raw["platform:storage"] = {"kind": "longhorn", "longhorn": {
+        "dataPath": "/var/lib/longhorn-disk", "dedicatedDisk": True,
+        "nodeDataPaths": {"k3s-worker-01": "/mnt/nvme0"}}}
+    args = K3sClusterArgs.from_config(parse(raw))
+    storage_nodes = [n for n in args.nodes if n.storage]
+    assert storage_nodes
+    for node in args.nodes:
+        _, values, body = split(scripts.prepare_script(args, node))
+        want = {"k3s-worker-01": "/mnt/nvme0"}.get(node.name, "/var/lib/longhorn-disk") if node.storage else None
+        line = next(v for v in values.splitlines() if v.startswith("DEDICATED_MOUNTS="))
+        assert line == (f"DEDICATED_MOUNTS=({want})" if want else "DEDICATED_MOUNTS=()"), (node.name, line)
+    # Run the check itself: a path that is a mount passes, one on the root filesystem stops the step.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "mountpoint").write_text('#!/bin/sh\n[ "$3" = /mnt/nvme0 ]\n')
+    (fake / "mountpoint").chmod(0o755)
+    snippet = body[body.index("  # storage.longhorn.dedicatedDisk"):].split("\n}\n", 1)[0].replace("  local path\n", "")
+    for path, ok in (("/mnt/nvme0", True), ("/var/lib/longhorn-disk", False)):
+        done = subprocess.run(
+            ["bash", "-c", f'set -u\nNODE=n1\nDEDICATED_MOUNTS=({path})\ndie() {{ echo "$*" >&2; exit 1; }}\n{snippet}'],
+            capture_output=True, text=True, env={"PATH": f"{fake}:/usr/bin:/bin"},
+        )
+        assert (done.returncode == 0) is ok, done.stderr
+        if not ok:
+            assert "node n1: Longhorn's disk path /var/lib/longhorn-disk is not a separate mount" in done.stderr

@@ -237,6 +237,13 @@ prepare_storage() {
     install -d -m 0755 -- "$HOSTPATH_DIR"
     changed "created $HOSTPATH_DIR"
   fi
+  # storage.longhorn.dedicatedDisk: Longhorn's data must not land on the root filesystem.
+  local path
+  for path in ${DEDICATED_MOUNTS[@]+"${DEDICATED_MOUNTS[@]}"}; do
+    mountpoint -q -- "$path" ||
+      die "node $NODE: Longhorn's disk path $path is not a separate mount (storage.longhorn.dedicatedDisk);" \
+        "mount the dedicated disk there (and in /etc/fstab), or set storage.longhorn.nodeDataPaths.$NODE"
+  done
 }
 
 detect_os
