@@ -172,8 +172,9 @@ def test_a_dedicated_longhorn_disk_is_checked_as_a_mount_on_each_storage_node(tm
     (fake / "mountpoint").chmod(0o755)
     snippet = body[body.index("  # storage.longhorn.dedicatedDisk"):].split("\n}\n", 1)[0].replace("  local path\n", "")
     for path, ok in (("/mnt/nvme0", True), ("/var/lib/longhorn-disk", False)):
+        harness = f'set -u\nNODE=n1\nDEDICATED_MOUNTS=({path})\ndie() {{ echo "$*" >&2; exit 1; }}\n'
         done = subprocess.run(
-            ["bash", "-c", f'set -u\nNODE=n1\nDEDICATED_MOUNTS=({path})\ndie() {{ echo "$*" >&2; exit 1; }}\n{snippet}'],
+            ["bash", "-c", harness + snippet],
             capture_output=True, text=True, env={"PATH": f"{fake}:/usr/bin:/bin"},
         )
         assert (done.returncode == 0) is ok, done.stderr
