@@ -17,6 +17,7 @@ Nothing waits for pods, Deployments or Jobs to become ready: there are no nodes.
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import json
@@ -31,6 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.offline.runner import SECRET
 from tests.conftest import stack_files
 from tests.e2e.apiserver import LocalCluster
 from tests.e2e.engine import REPO, binary
@@ -50,7 +52,11 @@ def render(stack: str, out: Path) -> Path:
 def chart_repo(reference: Path) -> Iterator[str]:
     """The pinned chart archives as a Helm repository over HTTP on 127.0.0.1 (its index.yaml)."""
     folder = reference / "chart-archives"
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            """No line per request: Helm fetches the index and an archive per release."""
+
+    handler = functools.partial(Quiet, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -104,6 +110,37 @@ def as_engine_sends(value: Any) -> Any:
     return value
 
 
+# Keys the API server requires in a Secret of each type (it checks their presence, and JSON for
+# dockerconfigjson, never the key material itself).
+REQUIRED_SECRET_KEYS = {
+    "kubernetes.io/tls": {"tls.crt": "redacted", "tls.key": "redacted"},
+    "kubernetes.io/ssh-auth": {"ssh-privatekey": "redacted"},
+    "kubernetes.io/dockerconfigjson": {".dockerconfigjson": "{}"},
+}
+
+
+def unredacted(value: Any, key: str = "", secret_type: str = "") -> Any:
+    """The render writes every secret as ``[secret]``; send a harmless stand-in of the right shape.
+
+    A whole ``data``/``stringData`` block that was secret becomes placeholder entries (the keys
+    the Secret's type requires, else one entry); a single secret string becomes a placeholder
+    (base64 inside ``data``). The server checks shapes and names, never these values.
+    """
+    if value == SECRET:
+        if key in ("stringData", "data"):
+            entries = REQUIRED_SECRET_KEYS.get(secret_type, {"e2e-placeholder": "redacted"})
+            if key == "data":
+                return {k: base64.b64encode(v.encode()).decode() for k, v in entries.items()}
+            return dict(entries)
+        return "cmVkYWN0ZWQ=" if key == "data-value" else "redacted"
+    if isinstance(value, dict):
+        kind_type = str(value.get("type", "")) if value.get("kind") == "Secret" else secret_type
+        return {k: unredacted(v, "data-value" if key == "data" else k, kind_type) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unredacted(v, key, secret_type) for v in value]
+    return value
+
+
 def apply(cluster: LocalCluster, objects: list[dict[str, Any]], namespace: str | None) -> None:
     if not objects:
         return
@@ -111,7 +148,8 @@ def apply(cluster: LocalCluster, objects: list[dict[str, Any]], namespace: str |
     # leader-election Role in kube-system): one call per effective namespace.
     groups: dict[str, list[dict[str, Any]]] = {}
     for obj in objects:
-        groups.setdefault(obj.get("metadata", {}).get("namespace") or namespace or "", []).append(as_engine_sends(obj))
+        groups.setdefault(obj.get("metadata", {}).get("namespace") or namespace or "", []).append(
+            as_engine_sends(unredacted(obj)))
     for ns, group in groups.items():
         args = ["apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts=false", "-f", "-"]
         if ns:
@@ -161,28 +199,12 @@ def split(objects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dic
     return crds, rest, skipped
 
 
-@pytest.mark.parametrize("stack", stack_files())
-def test_stack_objects_apply_converge_and_tear_down(stack: str, cluster: LocalCluster, tmp_path: Path,
-                                                    reference: Path, chart_repo: str) -> None:
-    out = render(stack, tmp_path / "render")
-    archives = reference / "chart-archives"
-    releases = [yaml.safe_load(p.read_text()) for p in sorted((out / "helm").glob("*.yaml"))] \
-        if (out / "helm").is_dir() else []
-    program_objects = [yaml.safe_load(p.read_text()) for p in sorted((out / "manifests").glob("*.yaml"))] \
-        if (out / "manifests").is_dir() else []
-    namespaces = [o for o in program_objects if o["kind"] == "Namespace"]
-    others = [o for o in program_objects if o["kind"] != "Namespace"]
+Objects = list[dict[str, Any]]
 
-    # What Pulumi does, in its order: namespaces, releases (CRDs first, as Helm does), then
-    # the program's own objects, which depend on those releases.
-    per_release: list[tuple[str, list[dict[str, Any]]]] = []
-    crds: list[dict[str, Any]] = []
-    skipped: list[str] = []
-    for release in releases:
-        rel_crds, rest, rel_skipped = split(helm_objects(release, archives, chart_repo, cluster, tmp_path))
-        crds += rel_crds
-        skipped += rel_skipped
-        per_release.append((release.get("namespace") or "default", rest))
+
+def converge(cluster: LocalCluster, namespaces: Objects, crds: Objects, per_release: list[tuple[str, Objects]],
+             others: Objects) -> list[tuple[str, str, str, str]]:
+    """Apply in Pulumi's order, then apply again and require that nothing changed."""
     apply(cluster, namespaces, None)
     apply(cluster, crds, None)
     if crds:
@@ -205,16 +227,53 @@ def test_stack_objects_apply_converge_and_tear_down(stack: str, cluster: LocalCl
     after = live_state(cluster, ids)
     changed = sorted(k for k in ids if before[k] != after[k])
     assert not changed, f"a second apply changed objects: {changed}"
+    return ids
 
-    # Teardown leaves nothing: the program's objects, the releases, CRDs, then the namespaces.
+
+def tear_down(cluster: LocalCluster, namespaces: Objects, crds: Objects, per_release: list[tuple[str, Objects]],
+              others: Objects, *, check: bool) -> None:
+    """The program's objects, the releases, CRDs, then the namespaces (through the real controller)."""
     for group in (others, *[objs for _, objs in reversed(per_release)]):
         if group:
-            cluster.kubectl("delete", "--wait=true", "--ignore-not-found", "-f", "-",
-                            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": group}))
+            items = [unredacted(o) for o in group]
+            cluster.kubectl("delete", "--wait=true", "--ignore-not-found", "-f", "-", check=check,
+                            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     if crds:
-        cluster.kubectl("delete", "--wait=true", "--timeout=120s", *[f"crd/{c['metadata']['name']}" for c in crds])
+        cluster.kubectl("delete", "--wait=true", "--ignore-not-found", "--timeout=120s",
+                        *[f"crd/{c['metadata']['name']}" for c in crds], check=check)
     for ns in namespaces:
-        cluster.kubectl("delete", "namespace", ns["metadata"]["name"], "--wait=true", "--timeout=180s")
+        cluster.kubectl("delete", "namespace", ns["metadata"]["name"], "--ignore-not-found", "--wait=true",
+                        "--timeout=180s", check=check)
+
+
+@pytest.mark.parametrize("stack", stack_files())
+def test_stack_objects_apply_converge_and_tear_down(stack: str, cluster: LocalCluster, tmp_path: Path,
+                                                    reference: Path, chart_repo: str) -> None:
+    out = render(stack, tmp_path / "render")
+    archives = reference / "chart-archives"
+    releases = [yaml.safe_load(p.read_text()) for p in sorted((out / "helm").glob("*.yaml"))] \
+        if (out / "helm").is_dir() else []
+    program_objects = [yaml.safe_load(p.read_text()) for p in sorted((out / "manifests").glob("*.yaml"))] \
+        if (out / "manifests").is_dir() else []
+    namespaces = [o for o in program_objects if o["kind"] == "Namespace"]
+    others = [o for o in program_objects if o["kind"] != "Namespace"]
+
+    # What Pulumi does, in its order: namespaces, releases (CRDs first, as Helm does), then
+    # the program's own objects, which depend on those releases.
+    per_release: list[tuple[str, list[dict[str, Any]]]] = []
+    crds: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for release in releases:
+        rel_crds, rest, rel_skipped = split(helm_objects(release, archives, chart_repo, cluster, tmp_path))
+        crds += rel_crds
+        skipped += rel_skipped
+        per_release.append((release.get("namespace") or "default", rest))
+    try:
+        ids = converge(cluster, namespaces, crds, per_release, others)
+    except BaseException:
+        tear_down(cluster, namespaces, crds, per_release, others, check=False)  # leave nothing to the next stack
+        raise
+    tear_down(cluster, namespaces, crds, per_release, others, check=True)
     left = cluster.kubectl("get", "namespaces", "-o", "name").stdout.split()
     assert not [n for n in left if n.split("/")[-1] in {o["metadata"]["name"] for o in namespaces}], left
     print(f"{stack}: {len(ids)} objects applied, converged and deleted; not applied (need pods): {sorted(skipped)}")
