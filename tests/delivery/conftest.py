@@ -1,30 +1,16 @@
-"""The project's fake Cleura API (tests/gardener/fake_cleura.py) for the reaper, over real HTTP."""
+"""The project's fake Cleura API (tests/gardener/fake_cleura.py) for the reaper, over real HTTP.
+
+The fake, its per-session server and the accelerated-time environment are the Gardener tests'
+own (tests/gardener/conftest.py), so the reaper is tested against exactly what the provider is.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from tests.gardener.conftest import PASSWORD, PROJECT, REGION, SPEED, USER, fake, fake_server, host_env
 
-import pytest
-
-from tests.gardener.fake_cleura import FakeCleura
-
-SPEED = 1000.0
-USER, PASSWORD = "svc-robot", "correct-horse-battery"
-REGION, PROJECT = "Sto2", "p1234567890abcdef"
+__all__ = ["PASSWORD", "PROJECT", "REGION", "SPEED", "USER", "fake", "fake_server", "reaper_env"]
 
 
 def reaper_env(url: str, **extra: str) -> dict[str, str]:
-    return {"CLEURA_API_URL": url, "CLEURA_API_USERNAME": USER, "CLEURA_API_PASSWORD": PASSWORD,
-            "CLEURA_POLL_SCALE": str(1 / SPEED), "CLEURA_HTTP_TIMEOUT": "0.5", "PATH": "/usr/bin:/bin", **extra}
-
-
-@pytest.fixture(scope="session")
-def fake_server() -> Iterator[FakeCleura]:
-    with FakeCleura(speed=SPEED) as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_server: FakeCleura) -> FakeCleura:
-    fake_server.reset()
-    return fake_server
+    """The provider's environment, with a bare PATH: the reaper runs as a child process."""
+    return host_env(url, **{"PATH": "/usr/bin:/bin", **extra})
