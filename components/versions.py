@@ -1,4 +1,4 @@
-"""Pinned versions: the one place to bump K3s, kube-vip and every Helm chart.
+"""Pinned versions: the one place to bump K3s (and its installer), kube-vip and every Helm chart.
 
 Each stack may override any of them under ``platform:versions`` (see README); these are the
 defaults when it does not. Chart versions match the upstream values files the conformance
@@ -11,6 +11,31 @@ from dataclasses import dataclass
 
 K3S_VERSION = "v1.34.2+k3s1"
 KUBE_VIP_VERSION = "v0.9.2"
+
+
+@dataclass(frozen=True)
+class InstallerPin:
+    """K3s's install.sh at one commit of k3s-io/k3s, and its sha256.
+
+    The installer is version-agnostic (it installs ``INSTALL_K3S_VERSION`` and checks the binary
+    against that release's ``sha256sum-<arch>.txt``), so it is pinned on its own: the sha256 is the
+    one k3s-io/k3s keeps next to the script (``install.sh.sha256sum``, k3s PR 8312) at the same
+    commit. The install step downloads the script from this exact commit and refuses it unless the
+    sha256 matches. Bump both together: copy ``install.sh.sha256sum`` of the commit you move to.
+    """
+
+    commit: str
+    sha256: str
+
+    @property
+    def url(self) -> str:
+        return f"https://raw.githubusercontent.com/k3s-io/k3s/{self.commit}/install.sh"
+
+
+K3S_INSTALLER = InstallerPin(
+    commit="019b0afdd830e36f5e4b7a5b237e6a4339e6a6be",
+    sha256="68ae766b4c4fd2c8032f712cdd346c8f9d1ae60eaeb4736a1155effda44ea23d",
+)
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,7 @@ def parse_stack_config(
                 top.error(unused, "does not apply to clusterKind 'cleura' (Gardener runs the nodes, CNI and "
                                   "load balancers); remove it")
                 top.raw(unused)
-        for unused in ("k3s", "kubeVip"):
+        for unused in ("k3s", "kubeVip", "k3sInstaller"):
             if versions_r.has(unused):
                 versions_r.error(unused, "does not apply to clusterKind 'cleura' (the shoot runs "
                                          "cleura.kubernetesVersion); remove it")
@@ -289,7 +289,7 @@ def _parse_existing_stack(top: Reader, versions_r: Reader, secrets: Mapping[str,
                    else "the stack does not build or reach the cluster's nodes")
             top.error(unused, f"does not apply to clusterKind 'existing' ({why}); remove it")
             top.raw(unused)
-    for unused in ("k3s", "kubeVip"):
+    for unused in ("k3s", "kubeVip", "k3sInstaller"):
         if versions_r.has(unused):
             versions_r.error(unused, "does not apply to clusterKind 'existing' (the cluster runs its own "
                                      "Kubernetes); remove it")

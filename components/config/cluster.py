@@ -190,6 +190,8 @@ class K3s:
     extra_server_config: tuple[tuple[str, ExtraValue], ...] = ()
     extra_agent_config: tuple[tuple[str, ExtraValue], ...] = ()
     kubelet_args: tuple[str, ...] = ()
+    accept_transition: str | None = None  # one run's override of the recorded-deployment rules
+    installer: versions.InstallerPin = versions.K3S_INSTALLER
 
 
 def parse_proxy(k: Reader) -> Proxy | None:
@@ -428,8 +430,28 @@ def parse_etcd(k: Reader, secrets: Mapping[str, Secret]) -> Etcd:
         if bucket and access:
             s3 = EtcdS3(endpoint or "", bucket, region or "", folder or "", access, secret, skip, insecure,
                         endpoint_ca.strip() + "\n" if endpoint_ca else None)
+    if not e.has("s3"):
+        # The pre-upgrade / pre-removal snapshots are kept outside K3s's data dir, but on the same host.
+        e.problems.warn(e.key_path("s3"), "not set: etcd snapshots (scheduled, pre-upgrade, pre-removal) stay on "
+                        "the servers' own disks, so a lost host takes its copies with it; set k3s.etcd.s3 (any "
+                        "S3-compatible store off these hosts) for off-node copies, or copy "
+                        "/var/lib/platform/k3s-snapshots/ away yourself (README, K3s operations)")
     e.finish()
     return Etcd(heartbeat, election, schedule, retention, s3)
+
+
+def parse_installer(versions_r: Reader) -> versions.InstallerPin:
+    """``versions.k3sInstaller``: another install.sh commit and its sha256, both or neither."""
+    if not versions_r.has("k3sInstaller"):
+        return versions.K3S_INSTALLER
+    i = versions_r.obj("k3sInstaller")
+    commit = i.string("commit", required=True, pattern=r"[0-9a-f]{40}", hint="a full 40-hex k3s-io/k3s commit")
+    sha256 = i.string("sha256", required=True, pattern=r"[0-9a-f]{64}",
+                      hint="the 64-hex sha256 from install.sh.sha256sum at that commit")
+    i.finish()
+    if commit is None or sha256 is None:
+        return versions.K3S_INSTALLER
+    return versions.InstallerPin(commit, sha256)
 
 
 def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets: Mapping[str, Secret]) -> K3s:
@@ -438,6 +460,7 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
     version = versions_r.string(
         "k3s", versions.K3S_VERSION, pattern=K3S_VERSION_RE, hint="a K3s version like v1.34.2+k3s1"
     ) or versions.K3S_VERSION
+    installer = parse_installer(versions_r)
     kube_vip = versions_r.string(
         "kubeVip", versions.KUBE_VIP_VERSION, pattern=r"v\d+\.\d+\.\d+", hint="a kube-vip tag like v0.9.2"
     ) or versions.KUBE_VIP_VERSION
@@ -512,6 +535,14 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
     extra_server = parse_extra_config(k, "extraServerConfig")
     extra_agent = parse_extra_config(k, "extraAgentConfig")
     kubelet_args = k.strings("kubeletArgs")
+    accept_transition = k.string(
+        "acceptTransition", None, pattern=rf"nodes|{K3S_VERSION_RE}",
+        hint="the K3s version the hosts really run after a restore (like v1.33.5+k3s1), or 'nodes'",
+    ) or None
+    if accept_transition is not None:
+        k.problems.warn(k.key_path("acceptTransition"), f"{accept_transition!r} overrides the refusal of a "
+                        "downgrade, minor skip or majority server removal against the recorded deployment: "
+                        "remove it again after this `pulumi up`")
     for i, arg in enumerate(kubelet_args):
         if not re.fullmatch(r"[a-z][a-z0-9-]*=[^\n]*", arg):
             k.problems.error(f"{k.key_path('kubeletArgs')}[{i}]", f"{describe(arg)} is not 'name=value'")
@@ -520,5 +551,6 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
         version, endpoint, vip, kube_vip, sans, firewall, selinux, failover, etcd,  # type: ignore[arg-type]
         tuple(sorted(mirrors)), airgap, disable_local, proxy=proxy, secrets_encryption=secrets_encryption,
         allow_destroy=allow_destroy, agent_batch_size=agent_batch_size, extra_server_config=extra_server,
-        extra_agent_config=extra_agent, kubelet_args=kubelet_args,
+        extra_agent_config=extra_agent, kubelet_args=kubelet_args, accept_transition=accept_transition,
+        installer=installer,
     )

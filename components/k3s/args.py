@@ -28,6 +28,7 @@ from components.config.cluster import (
 from components.k3s.upgrade import VERSION_RE, removal_problem, upgrade_problem
 from components.netaddr import DNS_LABEL_RE, DNS_NAME_RE, parse_ip
 from components.problems import ConfigError, Problems
+from components.versions import K3S_INSTALLER, InstallerPin
 
 POSIX_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 INTERFACE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,15}")
@@ -135,6 +136,8 @@ class K3sClusterArgs:
     extra_server_config: tuple[tuple[str, ExtraValue], ...] = ()
     extra_agent_config: tuple[tuple[str, ExtraValue], ...] = ()
     kubelet_args: tuple[str, ...] = ()
+    accept_transition: str | None = None  # `transition.Transition`: one run's override ('nodes' or a version)
+    installer: InstallerPin = K3S_INSTALLER  # install.sh by commit, checked by sha256 before it runs
 
     def __post_init__(self) -> None:
         problems = Problems()
@@ -226,6 +229,7 @@ class K3sClusterArgs:
             proxy=k3s.proxy, secrets_encryption=k3s.secrets_encryption, allow_destroy=k3s.allow_destroy,
             agent_batch_size=k3s.agent_batch_size, extra_server_config=k3s.extra_server_config,
             extra_agent_config=k3s.extra_agent_config, kubelet_args=k3s.kubelet_args,
+            accept_transition=k3s.accept_transition, installer=k3s.installer,
         )
 
 
@@ -356,6 +360,14 @@ def _validate(a: K3sClusterArgs, p: Problems) -> None:
         p.error(f"{path}.etcd.s3.endpointCa", "is not one or more PEM certificates")
     if isinstance(a.agent_batch_size, bool) or not 0 < a.agent_batch_size <= 1000:
         p.error(f"{path}.agentBatchSize", f"{a.agent_batch_size!r} must be between 1 and 1000")
+    if a.accept_transition is not None and a.accept_transition != "nodes" and not VERSION_RE.fullmatch(
+        a.accept_transition,
+    ):
+        p.error(f"{path}.acceptTransition", f"{a.accept_transition!r} is neither 'nodes' nor a K3s version")
+    if not re.fullmatch(r"[0-9a-f]{40}", a.installer.commit):
+        p.error("platform:versions.k3sInstaller.commit", f"{a.installer.commit!r} is not a 40-hex commit")
+    if not re.fullmatch(r"[0-9a-f]{64}", a.installer.sha256):
+        p.error("platform:versions.k3sInstaller.sha256", f"{a.installer.sha256!r} is not a 64-hex sha256")
     t = a.timeouts
     for name in ("server_ready", "agent_ready", "api_ready", "drain", "poll"):
         value = getattr(t, name)

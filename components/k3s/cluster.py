@@ -34,6 +34,7 @@ from pulumi_command import remote
 from components.k3s import render, scripts
 from components.k3s.args import K3sClusterArgs, NodeSpec
 from components.k3s.plan import Step, install_plan
+from components.k3s.transition import Transition
 
 TYPE_NAME = "platform:k3s:Cluster"
 SSH_DIAL_ERROR_LIMIT = 10
@@ -106,9 +107,13 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
                 per_dial_timeout=SSH_PER_DIAL_TIMEOUT,
             )
 
+        # First: the record of this deployment. Its check sees the previous one (the engine passes the old
+        # inputs) and refuses a downgrade, minor skip or majority removal before any step is planned.
+        self.transition = Transition(f"{name}-transition", args.deployed, args.accept_transition,
+                                     opts=child.merge(self._alias_opts("transition")))
         self.steps: dict[str, pulumi.CustomResource] = {}
         for step in install_plan(args):
-            deps: list[pulumi.Resource] = [self.steps[key] for key in step.after]
+            deps: list[pulumi.Resource] = [self.transition, *(self.steps[key] for key in step.after)]
             opts_ = child.merge(pulumi.ResourceOptions(depends_on=deps))
             self.steps[step.key] = self._step(name, step, nodes, connection, secrets, opts_)
             if step.kind == "ca-hash":

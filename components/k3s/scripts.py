@@ -24,8 +24,9 @@ What the install step does, in order (servers one at a time, agents in parallel)
 1. refuse a downgrade or minor skip against the installed ``k3s --version`` (`upgrade.py`);
 2. write config.yaml (stdin, 0600), registries.yaml and, on servers with a VIP, the
    kube-vip manifest into K3s's auto-deploy directory *before* K3s first starts;
-3. keep the installer on the node (``/usr/local/bin/k3s-install.sh``, pinned to the K3s
-   version's tag; staged when airgapped) and run it only when the unit is missing or the
+3. keep the installer on the node (``/usr/local/bin/k3s-install.sh``, downloaded from the
+   commit pinned in `versions.K3S_INSTALLER` and refused unless its sha256 matches; staged
+   when airgapped) and run it only when the unit is missing or the
    installed version differs, always with ``INSTALL_K3S_SKIP_START=true``;
 4. ``systemctl start --no-block`` (fresh) or ``restart --no-block`` (new version, or the
    sha256 of config.yaml + registries.yaml differs from the last applied one), wait for a
@@ -46,7 +47,6 @@ from components.k3s.quoting import assign
 from components.k3s.shell import shell_text
 from components.k3s.upgrade import shell_functions
 
-INSTALLER_URL = "https://raw.githubusercontent.com/k3s-io/k3s/{version}/install.sh"
 STATE_DIR = "/var/lib/platform/k3s"
 SNAPSHOT_DIR = "/var/lib/platform/k3s-snapshots"  # outside K3s's data dir and STATE_DIR: uninstall keeps it
 SNAPSHOT_KEEP = 5
@@ -246,7 +246,8 @@ def install_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
         "STATE_DIR": STATE_DIR,
         "ROLE": node.role,
         "CLUSTER_INIT": _bool(is_first),
-        "INSTALLER_URL": INSTALLER_URL.format(version=args.version),
+        "INSTALLER_URL": args.installer.url,
+        "INSTALLER_SHA256": args.installer.sha256,
         "AIRGAP": _bool(args.airgap.enabled),
         "STAGE_DIR": stage_dir(node),
         "STAGE_USER": node.ssh_user,

@@ -5,11 +5,12 @@ resources, yet "refuse downgrades and minor-version skips" and "refuse removing 
 of the servers at once" are questions about the previous state. The design is two layers,
 both built from the rules in this module so they can never disagree:
 
-1. **Validation, when the previous state is known.** `check_upgrade(previous, new)` and
-   `check_removal(previous_servers, new_servers)` are pure. `K3sClusterArgs.from_config`
-   calls them when given a `DeployedState` (the component exports one as its `deployed`
-   output, so a later run can feed it back, e.g. from a StackReference or a CI artefact),
-   and raises a `ConfigError` before anything is registered.
+1. **Validation against the previous run.** `upgrade_problem` and `removal_problem` are pure.
+   The component registers a `transition.Transition` record first, and every step waits for
+   it: the engine hands its ``Check`` the previous run's inputs from state, so a refused
+   transition fails `pulumi preview` (and `pulumi up`) before any SSH step is planned.
+   `K3sClusterArgs.from_config(previous=...)` applies the same rules to a `DeployedState`
+   known in advance (tests, tools that read the stack's ``deployed`` output).
 2. **Remote guards, always.** The cluster itself is the authoritative record of what is
    deployed. The `preflight` step runs first on server 1 on every change of version or
    node set; it reads every node's ``kubeletVersion`` and the live etcd members and

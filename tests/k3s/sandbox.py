@@ -21,6 +21,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.versions import K3S_INSTALLER
+
 STUBS: dict[str, str] = {}
 
 STUBS["systemctl"] = r"""#!/bin/bash
@@ -362,9 +364,13 @@ class Result:
         raise AssertionError(f"no 'done: N change(s)' line in:\n{self.stderr}")
 
 
+FAKE_INSTALLER_SHA256 = hashlib.sha256(FAKE_INSTALLER.encode()).hexdigest()
+
+
 class Sandbox:
     def __init__(self, base: Path, family: str = "debian") -> None:
         self.base = base
+        self.pin_fake_installer = True
         self.root = base / "root"
         self.local = base / "usr-local"
         r = self.root
@@ -429,7 +435,14 @@ class Sandbox:
         return self.root / inside.lstrip("/")
 
     def run(self, script: str, stdin: str = "", timeout: float = 60) -> Result:
-        """Run `script` as sshd would (``bash -c``), as root, inside the sandbox."""
+        """Run `script` as sshd would (``bash -c``), as root, inside the sandbox.
+
+        The curl stub serves the fake installer for the pinned URL, so the script's pinned sha256 is
+        swapped for the fake's (`pin_fake_installer`); a test clears that to see a mismatch refused.
+        """
+        if self.pin_fake_installer:
+            script = script.replace(f"INSTALLER_SHA256={K3S_INSTALLER.sha256}",
+                                    f"INSTALLER_SHA256={FAKE_INSTALLER_SHA256}")
         setup = (
             'mount --bind /usr "$R/usr" && mount -o remount,bind,ro "$R/usr" && '
             'mount --bind "$L" "$R/usr/local" && mount --bind /dev/null "$R/dev/null" && '

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from components import versions
 from components.config.cluster import Proxy
 from components.k3s import render, scripts
 from components.k3s.args import K3sClusterArgs, VipSpec
@@ -480,3 +481,32 @@ def test_the_self_hosted_s3_ca_is_written_for_k3s_and_a_change_restarts(
     result = install(sb, dataclasses.replace(args, etcd=dataclasses.replace(homelab.etcd, s3=rotated)), 1)
     assert result.returncode == 0, result.stderr
     assert "systemctl restart --no-block k3s" in sb.calls()
+
+
+def test_the_installer_is_fetched_from_the_pinned_commit_and_kept_while_its_sha256_matches(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    sb = Sandbox(tmp_path)
+    assert install(sb, homelab, 3).returncode == 0
+    url = versions.K3S_INSTALLER.url
+    assert f"/{versions.K3S_INSTALLER.commit}/install.sh" in url
+    assert any(c.startswith("curl ") and c.endswith(url) for c in sb.calls())
+    sb.reset_calls()
+    assert install(sb, homelab, 3).returncode == 0
+    assert not any("install.sh" in c for c in sb.calls())  # the kept copy still matches: no download
+    # A kept copy that no longer matches (edited, or a new pin) is fetched and checked again.
+    sb.path("/usr/local/bin/k3s-install.sh").write_text("#!/bin/sh\necho tampered\n")
+    sb.reset_calls()
+    assert install(sb, homelab, 3).returncode == 0
+    assert any(c.endswith(url) for c in sb.calls())
+    assert sb.path("/usr/local/bin/k3s-install.sh").read_text() == sb.path("/stub/fake-install.sh").read_text()
+
+
+def test_an_installer_whose_sha256_differs_from_the_pin_is_never_run(tmp_path: Path, homelab: K3sClusterArgs) -> None:
+    sb = Sandbox(tmp_path)
+    sb.pin_fake_installer = False  # the download is the fake script, the pin the real one's: a mismatch
+    result = install(sb, homelab, 3)
+    assert result.returncode != 0
+    assert f"not the pinned {versions.K3S_INSTALLER.sha256}: refusing to run" in result.stderr
+    assert not any(c.startswith("installer") for c in sb.calls())
+    assert not sb.path("/usr/local/bin/k3s-install.sh").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from components import versions
 from components.k3s import scripts
 from components.k3s.args import K3sClusterArgs
 
@@ -109,7 +110,9 @@ def test_no_secret_text_in_any_script(rendered: dict[str, dict[str, str]]) -> No
 
 def test_installer_is_pinned_and_never_starts_k3s_itself(rendered: dict[str, dict[str, str]]) -> None:
     text = rendered["homelab"]["k3s-control-01-install.sh"]
-    assert "INSTALLER_URL=https://raw.githubusercontent.com/k3s-io/k3s/v1.34.2+k3s1/install.sh" in text
+    pin = versions.K3S_INSTALLER
+    assert f"INSTALLER_URL=https://raw.githubusercontent.com/k3s-io/k3s/{pin.commit}/install.sh" in text
+    assert f"INSTALLER_SHA256={pin.sha256}" in text
     assert "INSTALL_K3S_SKIP_START=true" in text
     assert "systemctl start --no-block" in text and "systemctl restart --no-block" in text
     assert re.search(r"systemctl (re)?start \"\$SERVICE\"", text) is None  # never a blocking start

@@ -43,15 +43,19 @@ write_config() {
   fi
 }
 
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
 stage_installer() {
-  local tmp first kept
+  local tmp first sum
   if [ "$AIRGAP" = true ]; then
     [ -f "$STAGE_DIR/install.sh" ] || die "airgap: $STAGE_DIR/install.sh was not staged"
     put_file /usr/local/bin/k3s-install.sh 0755 <"$STAGE_DIR/install.sh"
     return 0
   fi
-  kept=$(cat "$STATE_DIR/installer.version" 2>/dev/null || true)
-  if [ -f /usr/local/bin/k3s-install.sh ] && [ "$kept" = "$VERSION" ]; then return 0; fi
+  # Kept while it is the pinned script; a new pin (or a tampered copy) is fetched again.
+  if [ -f /usr/local/bin/k3s-install.sh ] && [ "$(sha256_of /usr/local/bin/k3s-install.sh)" = "$INSTALLER_SHA256" ]; then
+    return 0
+  fi
   tmp=$(mktemp)
   TMP_FILES+=("$tmp")
   env ${PROXY_ENV[@]+"${PROXY_ENV[@]}"} curl -sfL --retry 3 --connect-timeout 10 --max-time 120 -o "$tmp" "$INSTALLER_URL" ||
@@ -59,8 +63,11 @@ stage_installer() {
   first=""
   read -r -n 2 first <"$tmp" || true
   [ "$first" = "#!" ] || die "$INSTALLER_URL did not return a shell script"
+  sum=$(sha256_of "$tmp")
+  [ "$sum" = "$INSTALLER_SHA256" ] ||
+    die "the K3s installer from $INSTALLER_URL has sha256 $sum, not the pinned $INSTALLER_SHA256: refusing to run" \
+      "it (a proxy rewriting downloads, or a wrong pin in platform:versions.k3sInstaller / components/versions.py)"
   put_file /usr/local/bin/k3s-install.sh 0755 <"$tmp"
-  put_text "$STATE_DIR/installer.version" 0644 "$VERSION"$'\n'
 }
 
 # resolve_stage_dir: a non-root SSH user's uploads land in its home (SFTP runs without sudo).
