@@ -230,9 +230,18 @@ if [ "${1:-}" = --version ]; then echo "k3s version @VERSION@ (fake)"; echo "go 
 if [ "${1:-}" = etcd-snapshot ]; then
   echo "k3s $*" >>/stub/calls.log
   [ -e /stub/snapshot-fails ] && { echo "snapshot failed" >&2; exit 1; }
+  name="" config=""
+  while [ $# -gt 0 ]; do
+    case $1 in --name) name=$2; shift ;; --config) config=$2; shift ;; esac
+    shift
+  done
+  if [ -n "$config" ]; then  # a request to the server named in the config: the snapshot lands there
+    [ -e /stub/remote-snapshot-fails ] && exit 1
+    cat "$config" >>/stub/remote-snapshots; stat -c '%a' "$config" >>/stub/remote-snapshots; exit 0
+  fi
   d=/var/lib/rancher/k3s/server/db/snapshots; mkdir -p "$d"
   n=$(cat /stub/snapshot-seq 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" >/stub/snapshot-seq
-  f="$d/$4-fake-node-$((1700000000 + n))"
+  f="$d/$name-fake-node-$((1700000000 + n))"
   echo "snapshot $n" >"$f"; touch -d "@$((1700000000 + n))" "$f"
   exit 0
 fi

@@ -510,3 +510,33 @@ def test_an_installer_whose_sha256_differs_from_the_pin_is_never_run(tmp_path: P
     assert f"not the pinned {versions.K3S_INSTALLER.sha256}: refusing to run" in result.stderr
     assert not any(c.startswith("installer") for c in sb.calls())
     assert not sb.path("/usr/local/bin/k3s-install.sh").exists()
+
+
+def test_a_removal_also_leaves_a_snapshot_on_the_surviving_server_without_the_token_in_argv(
+    tmp_path: Path, homelab: K3sClusterArgs,
+) -> None:
+    sb = leaving_server(tmp_path, homelab)
+    token = "K10" + "c" * 64 + "::server:" + "k" * 64
+    sb.path("/var/lib/rancher/k3s/server").mkdir(parents=True, exist_ok=True)
+    sb.path("/var/lib/rancher/k3s/server/token").write_text(token + "\n")
+    result = sb.run(scripts.remove_script(homelab, homelab.servers[1]))
+    assert result.returncode == 0, result.stderr
+    calls = sb.calls()
+    remote = next(i for i, c in enumerate(calls) if "--name pre-removal-k3s-control-02" in c)
+    assert calls.index("k3s etcd-snapshot save --name pre-removal") < remote < calls.index("systemctl stop k3s")
+    assert token not in "\n".join(calls)  # never on a command line
+    request = sb.path("/stub/remote-snapshots").read_text().splitlines()
+    assert request[0].startswith('etcd-server: "https://') and request[0] != 'etcd-server: "https://192.0.2.52:6443"'
+    assert request[1] == f'etcd-token: "{token}"' and request[2] == "600"
+    assert "etcd snapshot pre-removal-k3s-control-02 on https://" in result.stderr
+
+
+def test_a_survivor_that_cannot_take_the_snapshot_only_warns(tmp_path: Path, homelab: K3sClusterArgs) -> None:
+    sb = leaving_server(tmp_path, homelab)
+    sb.path("/var/lib/rancher/k3s/server").mkdir(parents=True, exist_ok=True)
+    sb.path("/var/lib/rancher/k3s/server/token").write_text("K10abc::server:def\n")
+    sb.path("/stub/remote-snapshot-fails").touch()
+    result = sb.run(scripts.remove_script(homelab, homelab.servers[1]))
+    assert result.returncode == 0, result.stderr
+    assert "did not take the snapshot pre-removal-k3s-control-02" in result.stderr
+    assert "uninstall" in sb.calls()

@@ -64,6 +64,27 @@ stop_service() {
   fi
 }
 
+# snapshot_on_survivor NAME: the same snapshot taken by the surviving server itself (K3s's etcd-snapshot
+# --etcd-server), so a copy stays on a host that remains in the cluster when this one is wiped. The
+# token travels in a 0600 config file, never on the command line. Best effort: the local copy exists.
+snapshot_on_survivor() {
+  local cfg token
+  token=$(cat /var/lib/rancher/k3s/server/token 2>/dev/null || true)
+  if [ -z "$token" ]; then
+    log "WARNING: no server token on $NODE: no second snapshot on $SURVIVOR"
+    return 0
+  fi
+  cfg=$(mktemp)
+  TMP_FILES+=("$cfg")
+  printf '%s: "%s"\n' etcd-server "$SURVIVOR" etcd-token "$token" >"$cfg"
+  if k3s etcd-snapshot save --config "$cfg" --name "$1" >&2; then
+    changed "etcd snapshot $1 on $SURVIVOR (its K3s snapshot dir; 'k3s etcd-snapshot ls' there)"
+  else
+    log "WARNING: $SURVIVOR did not take the snapshot $1 (K3s older than v1.29?); the copy on $NODE is in" \
+      "$SNAPSHOT_DIR"
+  fi
+}
+
 leave_cluster() {
   local down
   if ! find_survivor; then
@@ -87,6 +108,7 @@ leave_cluster() {
   fi
   if systemctl is-active --quiet "$SERVICE" && api_local_ready; then
     snapshot_before pre-removal "removing $NODE"
+    snapshot_on_survivor "pre-removal-$NODE"
   else
     log "WARNING: K3s is not running on $NODE (an earlier attempt stopped it): no new snapshot; earlier ones are in" \
       "$SNAPSHOT_DIR"
