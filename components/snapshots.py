@@ -3,7 +3,8 @@
 K3s ships neither (a Gardener shoot runs its own), so Longhorn's and OpenEBS's CSI snapshots
 need them, as the write-up's bootstrap table lists (``volume-snapshot-crds``, then
 ``snapshot-controller``). Both come from kubernetes-csi/external-snapshotter at the pinned tag:
-the three ``snapshot.storage.k8s.io`` CRDs applied from that tag's files, and the controller's
+the three ``snapshot.storage.k8s.io`` CRDs applied from that tag's files (or from
+``platform:manifests.mirror``, an air-gapped site's copy), and the controller's
 RBAC and Deployment as that tag's ``deploy/kubernetes/snapshot-controller`` manifests define
 them (tests/addons/test_snapshots.py compares the two), placed on the control tier. The
 default VolumeSnapshotClass belongs to the stack's CSI driver.
@@ -19,7 +20,7 @@ import pulumi_kubernetes as k8s
 
 from components import kube
 from components.config import Node, StackConfig, Storage
-from components.versions import IMAGES, SNAPSHOT_CRD_PLURALS, SNAPSHOT_CRD_URL, ImagePin
+from components.versions import IMAGES, SNAPSHOT_CRD_BASE_URL, SNAPSHOT_CRD_FILE, SNAPSHOT_CRD_PLURALS, ImagePin
 
 NAMESPACE = "kube-system"
 NAME = "snapshot-controller"
@@ -58,8 +59,10 @@ class SnapshotArgs:
 
     @classmethod
     def from_config(cls, cfg: StackConfig) -> SnapshotArgs:
+        # A mirror (an air-gapped site's copy) holds the same files under the same names.
+        base = cfg.manifests_mirror or SNAPSHOT_CRD_BASE_URL
         return cls(cfg.nodes, cfg.storage.kind, snapshot_driver(cfg.storage), IMAGES["snapshotController"],
-                   tuple(SNAPSHOT_CRD_URL.format(plural=p) for p in SNAPSHOT_CRD_PLURALS))
+                   tuple(f"{base}/{SNAPSHOT_CRD_FILE.format(plural=p)}" for p in SNAPSHOT_CRD_PLURALS))
 
 
 def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str, Any]:

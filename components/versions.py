@@ -154,10 +154,11 @@ IMAGES: dict[str, ImagePin] = {
 
 # The snapshot CRDs, applied from the pinned upstream tag (plain manifests, no chart).
 EXTERNAL_SNAPSHOTTER_VERSION = "v8.6.0"
-SNAPSHOT_CRD_URL = (
-    "https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/"
-    f"{EXTERNAL_SNAPSHOTTER_VERSION}/client/config/crd/snapshot.storage.k8s.io_{{plural}}.yaml"
+SNAPSHOT_CRD_BASE_URL = (
+    f"https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/{EXTERNAL_SNAPSHOTTER_VERSION}"
+    "/client/config/crd"
 )
+SNAPSHOT_CRD_FILE = "snapshot.storage.k8s.io_{plural}.yaml"  # the same name in a `manifests.mirror`
 SNAPSHOT_CRD_PLURALS = ("volumesnapshotclasses", "volumesnapshotcontents", "volumesnapshots")
 # Argo CD: the application version the argo-cd chart above ships (its appVersion), and the
 # Argo CD Vault Plugin baked into the config-management-plugin sidecar image

@@ -38,6 +38,7 @@ from components.config.addons import (
     calico_runs_bird,
     parse_calico,
     parse_chart_mirror,
+    parse_manifest_mirror,
     parse_charts,
     parse_metallb,
     parse_storage,
@@ -94,6 +95,7 @@ class StackConfig:
     existing: Existing | None = None  # clusterKind existing: the kubeconfig of the cluster to install onto
     delete_unreachable: bool = False  # teardown switch for a cluster that is gone (README "Day 2")
     vault: Vault = field(default_factory=Vault)
+    manifests_mirror: str | None = None  # platform:manifests.mirror (the CSI snapshot CRDs' source)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -108,6 +110,7 @@ class StackConfig:
 TOP_LEVEL_KEYS = (
     "clusterName", "clusterKind", "nodes", "ssh", "network", "k3s", "calico", "metallb", "storage",
     "versions", "cleura", "ingress", "certs", "charts", "argocd", "existing", "deleteUnreachable", "vault",
+    "manifests",
 )
 SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey", "certsDns01Token", "argocdRepoSshKey",
                "argocdRepoToken", "argocdOidcClientSecret", "kubeconfig")
@@ -209,7 +212,7 @@ def parse_stack_config(
         certs = parse_certs(top, ingress, secrets)
         vault = parse_vault(top, kind, ())
         argocd = parse_argocd(top, secrets, schedulable_shoot_nodes(cleura), vault.enabled)
-        for unused in ("nodes", "ssh", "network", "k3s", "calico", "metallb"):
+        for unused in ("nodes", "ssh", "network", "k3s", "calico", "metallb", "manifests"):
             if top.has(unused):
                 top.error(unused, "does not apply to clusterKind 'cleura' (Gardener runs the nodes, CNI and "
                                   "load balancers); remove it")
@@ -264,6 +267,7 @@ def parse_stack_config(
             if any(r.contains(k3s.vip.address) for r in pool.addresses):
                 problems.error(f"{NAMESPACE}:metallb.pools", f"pool {pool.name} contains the API VIP {k3s.vip.address}")
     storage = parse_storage(top, "longhorn", kind, nodes, secrets)
+    manifests_mirror = parse_manifest_mirror(top, storage)
     ingress = parse_ingress(top, kind, metallb)
     certs = parse_certs(top, ingress, secrets)
     vault = parse_vault(top, kind, nodes)
@@ -274,7 +278,7 @@ def parse_stack_config(
     return StackConfig(
         project, stack, cluster_name, "k3s", charts, storage, nodes, network, ssh, k3s, calico, metallb,
         ingress=ingress, certs=certs, argocd=argocd, vault=vault, delete_unreachable=delete_unreachable,
-        warnings=tuple(problems.warnings),
+        manifests_mirror=manifests_mirror, warnings=tuple(problems.warnings),
     )
 
 
@@ -298,6 +302,7 @@ def _parse_existing_stack(top: Reader, versions_r: Reader, secrets: Mapping[str,
     network = parse_network(top, ()) if top.has("network") else None
     metallb = parse_metallb(top, (), network)
     storage = parse_storage(top, "provided", "existing", (), secrets)
+    manifests_mirror = parse_manifest_mirror(top, storage)
     ingress = parse_ingress(top, "existing", metallb)
     certs = parse_certs(top, ingress, secrets)
     vault = parse_vault(top, "existing", ())
@@ -307,7 +312,8 @@ def _parse_existing_stack(top: Reader, versions_r: Reader, secrets: Mapping[str,
     problems.raise_if_any()
     return StackConfig(project, stack, cluster_name, "existing", charts, storage, network=network, metallb=metallb,
                        ingress=ingress, certs=certs, argocd=argocd, vault=vault, existing=existing,
-                       delete_unreachable=delete_unreachable, warnings=tuple(problems.warnings))
+                       delete_unreachable=delete_unreachable, manifests_mirror=manifests_mirror,
+                       warnings=tuple(problems.warnings))
 
 
 def load_stack_config() -> StackConfig:

@@ -475,6 +475,38 @@ def parse_chart_mirror(top: Reader) -> str | None:
     return versions.LOCAL_MIRROR_SCHEME + mirror
 
 
+def parse_manifest_mirror(top: Reader, storage: Storage) -> str | None:
+    """``platform:manifests.mirror``: where the plain upstream manifests (the CSI snapshot CRDs) come from.
+
+    An http(s) base URL or a local folder (relative to the project directory, kept as written)
+    holding each file under its upstream name (``snapshot.storage.k8s.io_volumesnapshots.yaml``),
+    for sites that cannot reach raw.githubusercontent.com. A folder is checked for every file the
+    stack applies before anything is registered.
+    """
+    r = top.obj("manifests")
+    mirror = r.string("mirror")
+    r.finish()
+    if mirror is None:
+        return None
+    if re.fullmatch(MIRROR_URL_RE, mirror):
+        return mirror.rstrip("/")
+    if "://" in mirror:
+        r.error("mirror", f"{describe(mirror)} is neither an http(s):// base URL nor a local folder")
+        return None
+    folder = Path(mirror)
+    if not folder.is_dir():
+        r.error("mirror", f"{describe(mirror)} is not a folder (looked for it relative to {Path.cwd()})")
+        return None
+    if storage.snapshots:
+        names = [versions.SNAPSHOT_CRD_FILE.format(plural=p) for p in versions.SNAPSHOT_CRD_PLURALS]
+        missing = [n for n in names if not (folder / n).is_file()]
+        if missing:
+            r.error("mirror", f"{mirror}/{missing[0]} is missing ({len(missing)} of the {len(names)} CSI snapshot "
+                              f"CRDs of external-snapshotter {versions.EXTERNAL_SNAPSHOTTER_VERSION}); copy them "
+                              f"from {versions.SNAPSHOT_CRD_BASE_URL}/")
+    return mirror.rstrip("/")
+
+
 def parse_charts(versions_r: Reader, mirror: str | None = None) -> ChartVersions:
     """Chart pins: the defaults, each stack's version/repo overrides, and the mirror.
 

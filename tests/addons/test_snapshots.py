@@ -10,10 +10,12 @@ import pytest
 import yaml
 
 from components import snapshots, versions
+from components.config import ConfigError, parse_stack_config
 from tests.addons import schema
 from tests.addons.conftest import cleura, homelab, record
 
 MANIFESTS = "manifests/external-snapshotter-v8.6.0"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def upstream(reference: Path, name: str) -> dict[tuple[str, str], dict[str, Any]]:
@@ -85,3 +87,29 @@ def test_the_controller_waits_for_the_crds_and_its_rbac() -> None:
     (group,) = rec.of_type("kubernetes:yaml/v2:ConfigGroup")
     assert all(rec.depends_on(group, crd) for crd in crds)
     assert group.inputs["objs"][0]["kind"] == "VolumeSnapshotClass"
+
+
+def test_a_manifests_mirror_url_replaces_the_upstream_base() -> None:
+    urls = args({"platform:manifests": {"mirror": "https://mirror.example.com/csi/"}}).crd_urls
+    assert urls == tuple(f"https://mirror.example.com/csi/snapshot.storage.k8s.io_{p}.yaml"
+                         for p in versions.SNAPSHOT_CRD_PLURALS)
+
+
+def test_a_local_manifests_mirror_is_checked_file_by_file(conformance: Path, tmp_path: Path) -> None:
+    folder = conformance / "crds"  # the reference CRDs: the upstream files under their own names
+    urls = args({"platform:manifests": {"mirror": str(folder)}}).crd_urls
+    assert all(Path(u).is_file() for u in urls)
+    (tmp_path / "snapshot.storage.k8s.io_volumesnapshots.yaml").write_text("{}\n")
+    with pytest.raises(ConfigError, match=r"platform:manifests\.mirror: .*volumesnapshotclasses\.yaml is missing "
+                                          r"\(2 of the 3 CSI snapshot CRDs"):
+        args({"platform:manifests": {"mirror": str(tmp_path)}})
+    # A stack without snapshots needs none of them.
+    no_snapshots = {"platform:manifests": {"mirror": str(tmp_path)}, "platform:storage": {"snapshots": False}}
+    assert homelab(no_snapshots).manifests_mirror == str(tmp_path)
+
+
+def test_a_manifests_mirror_on_a_shoot_is_refused() -> None:
+    raw = {**yaml.safe_load((ROOT / "Pulumi.cleura.yaml").read_text())["config"],
+           "platform:manifests": {"mirror": "https://mirror.example.com"}}
+    with pytest.raises(ConfigError, match=r"platform:manifests: does not apply to clusterKind 'cleura'"):
+        parse_stack_config(raw, frozenset(), stack="cleura")
