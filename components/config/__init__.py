@@ -38,8 +38,8 @@ from components.config.addons import (
     calico_runs_bird,
     parse_calico,
     parse_chart_mirror,
-    parse_manifest_mirror,
     parse_charts,
+    parse_manifest_mirror,
     parse_metallb,
     parse_storage,
 )
