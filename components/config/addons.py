@@ -448,6 +448,30 @@ def parse_storage(top: Reader, kind_default: str, cluster_kind: str, nodes: tupl
 MIRROR_URL_RE = r"https?://[^\s]+"
 
 
+def _mirror(top: Reader, section: str, what: str) -> tuple[Reader, str | None, bool]:
+    """``platform:<section>.mirror`` read and checked: (reader, the value, whether it is a local folder).
+
+    An http(s) URL comes back without its trailing slash; a folder as written (relative to the
+    project directory, where the engine runs the program and the provider); anything else is an
+    error naming the key (and None).
+    """
+    r = top.obj(section)
+    mirror = r.string("mirror")
+    r.finish()
+    if mirror is None:
+        return r, None, False
+    if re.fullmatch(MIRROR_URL_RE, mirror):
+        return r, mirror.rstrip("/"), False
+    if "://" in mirror:
+        r.error("mirror", f"{describe(mirror)} is neither an http(s):// {what} nor a local folder")
+        return r, None, False
+    if not Path(mirror).is_dir():
+        r.error("mirror", f"{describe(mirror)} is not a folder (looked for it relative to {Path.cwd()}); "
+                          f"give a folder or an http(s):// {what}")
+        return r, None, False
+    return r, mirror, True
+
+
 def parse_chart_mirror(top: Reader) -> str | None:
     """``platform:charts.mirror``: a Helm repository URL, or a local folder of chart archives.
 
@@ -458,53 +482,27 @@ def parse_chart_mirror(top: Reader) -> str | None:
     checkout's location; whether each archive the stack installs is there is checked by
     `components.platform.chart_mirror_problems`, which knows which charts are in use.
     """
-    r = top.obj("charts")
-    mirror = r.string("mirror")
-    r.finish()
-    if mirror is None:
-        return None
-    if re.fullmatch(MIRROR_URL_RE, mirror):
-        return mirror.rstrip("/")
-    if "://" in mirror:
-        r.error("mirror", f"{describe(mirror)} is neither an http(s):// Helm repository nor a local folder")
-        return None
-    if not Path(mirror).is_dir():
-        r.error("mirror", f"{describe(mirror)} is not a folder (looked for it relative to {Path.cwd()}); "
-                          "give a folder of chart archives or an http(s):// Helm repository")
-        return None
-    return versions.LOCAL_MIRROR_SCHEME + mirror
+    _, mirror, local = _mirror(top, "charts", "Helm repository")
+    return versions.LOCAL_MIRROR_SCHEME + mirror if mirror is not None and local else mirror
 
 
 def parse_manifest_mirror(top: Reader, storage: Storage) -> str | None:
     """``platform:manifests.mirror``: where the plain upstream manifests (the CSI snapshot CRDs) come from.
 
-    An http(s) base URL or a local folder (relative to the project directory, kept as written)
-    holding each file under its upstream name (``snapshot.storage.k8s.io_volumesnapshots.yaml``),
-    for sites that cannot reach raw.githubusercontent.com. A folder is checked for every file the
-    stack applies before anything is registered.
+    An http(s) base URL or a local folder holding each file under its upstream name
+    (``snapshot.storage.k8s.io_volumesnapshots.yaml``), for sites that cannot reach
+    raw.githubusercontent.com. A folder is checked for every file the stack applies before
+    anything is registered.
     """
-    r = top.obj("manifests")
-    mirror = r.string("mirror")
-    r.finish()
-    if mirror is None:
-        return None
-    if re.fullmatch(MIRROR_URL_RE, mirror):
-        return mirror.rstrip("/")
-    if "://" in mirror:
-        r.error("mirror", f"{describe(mirror)} is neither an http(s):// base URL nor a local folder")
-        return None
-    folder = Path(mirror)
-    if not folder.is_dir():
-        r.error("mirror", f"{describe(mirror)} is not a folder (looked for it relative to {Path.cwd()})")
-        return None
-    if storage.snapshots:
+    r, mirror, local = _mirror(top, "manifests", "base URL")
+    if mirror is not None and local and storage.snapshots:
         names = [versions.SNAPSHOT_CRD_FILE.format(plural=p) for p in versions.SNAPSHOT_CRD_PLURALS]
-        missing = [n for n in names if not (folder / n).is_file()]
+        missing = [n for n in names if not (Path(mirror) / n).is_file()]
         if missing:
             r.error("mirror", f"{mirror}/{missing[0]} is missing ({len(missing)} of the {len(names)} CSI snapshot "
                               f"CRDs of external-snapshotter {versions.EXTERNAL_SNAPSHOTTER_VERSION}); copy them "
                               f"from {versions.SNAPSHOT_CRD_BASE_URL}/")
-    return mirror.rstrip("/")
+    return mirror.rstrip("/") if mirror is not None else None
 
 
 def parse_charts(versions_r: Reader, mirror: str | None = None) -> ChartVersions:
