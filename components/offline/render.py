@@ -14,7 +14,10 @@ under mocks and writes ``<out>/<stack>/``:
 - ``hosts/<node>/...``: the files those scripts write on each node (tokens redacted),
 - ``helm/<release>.yaml``: chart, repository, version, namespace and values of each Helm
   release (v3 Release) and chart (v4 Chart),
-- ``manifests/<kind>-<name>.yaml``: every other Kubernetes object and custom resource,
+- ``manifests/<kind>-<name>.yaml``: every other Kubernetes object and custom resource (a
+  ``yaml/v2:ConfigGroup``'s objects as ``<kind>-<group>-<object>.yaml``),
+- ``manifest-files.txt``: each ``yaml/v2:ConfigFile``, ``<resource>\t<file or URL>`` (the CSI
+  snapshot CRDs: what a `manifests.mirror` must hold),
 - ``api/<resource>.json``: the API request body of each Gardener shoot.
 
 Reviewers diff two renders; CI runs shellcheck and schema validation on them. The tree is
@@ -57,6 +60,7 @@ COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
 HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 GARDENER_SHOOT_SUFFIX = ":Shoot"
 NOT_MANIFESTS = ("kubernetes:helm.sh/", "pulumi:providers:", "kubernetes:yaml")
+CONFIG_GROUP, CONFIG_FILE = "kubernetes:yaml/v2:ConfigGroup", "kubernetes:yaml/v2:ConfigFile"
 
 
 def _file_name(name: str) -> str:
@@ -225,6 +229,13 @@ def render(recording: Recording, out: Path, extra: dict[str, str] | None = None)
                 body = manifest(resource)
                 kind = str(body.get("kind") or resource.type.rsplit(":", 1)[-1])
                 write(f"manifests/{_file_name(kind)}-{_file_name(resource.name)}.yaml", dump(body))
+            elif resource.type == CONFIG_GROUP:
+                for obj in resource.redacted_inputs().get("objs") or []:
+                    kind, name = str(obj.get("kind")), str((obj.get("metadata") or {}).get("name"))
+                    write(f"manifests/{_file_name(kind)}-{_file_name(resource.name)}-{_file_name(name)}.yaml", dump(obj))
+        files = [f"{r.name}\t{r.inputs.get('file')}\n" for r in recording if r.type == CONFIG_FILE]
+        if files:
+            write("manifest-files.txt", "".join(sorted(files)))
         leaks = find_leaks([staging / r for r in relatives], recording.secret_values)
         if leaks:
             shown = ", ".join(str(out / Path(p).relative_to(staging)) for p in leaks)

@@ -113,3 +113,17 @@ def test_a_manifests_mirror_on_a_shoot_is_refused() -> None:
            "platform:manifests": {"mirror": "https://mirror.example.com"}}
     with pytest.raises(ConfigError, match=r"platform:manifests: does not apply to clusterKind 'cleura'"):
         parse_stack_config(raw, frozenset(), stack="cleura")
+
+
+def test_the_render_lists_the_crd_files_and_writes_the_class(tmp_path: Path) -> None:
+    from components.offline.render import render
+
+    def build(provider: pulumi.ProviderResource) -> None:
+        snapshots.Snapshots("s", args(), pulumi.ResourceOptions(providers=[provider]))
+
+    render(record(build), tmp_path / "out")
+    listed = (tmp_path / "out" / "manifest-files.txt").read_text().splitlines()
+    assert listed == [f"s-crd-{p}\t{versions.SNAPSHOT_CRD_BASE_URL}/snapshot.storage.k8s.io_{p}.yaml"
+                      for p in sorted(versions.SNAPSHOT_CRD_PLURALS)]
+    (cls,) = (tmp_path / "out" / "manifests").glob("VolumeSnapshotClass-*.yaml")
+    assert yaml.safe_load(cls.read_text())["driver"] == "driver.longhorn.io"

@@ -48,6 +48,13 @@ def render(stack: str, out: Path) -> Path:
     return out / stack
 
 
+def manifest_files(out: Path) -> list[tuple[str, str]]:
+    """(resource, file or URL) of each ConfigFile the render lists."""
+    listing = out / "manifest-files.txt"
+    lines = listing.read_text().splitlines() if listing.is_file() else []
+    return [(name, file) for name, file in (line.split("\t", 1) for line in lines)]
+
+
 @pytest.fixture(scope="module")
 def chart_repo(reference: Path) -> Iterator[str]:
     """The pinned chart archives as a Helm repository over HTTP on 127.0.0.1 (its index.yaml)."""
@@ -263,6 +270,9 @@ def test_stack_objects_apply_converge_and_tear_down(stack: str, cluster: LocalCl
     per_release: list[tuple[str, list[dict[str, Any]]]] = []
     crds: list[dict[str, Any]] = []
     skipped: list[str] = []
+    # The ConfigFile CRDs (CSI snapshots) from the reference's copy, as `manifests.mirror` would serve them.
+    crds += [doc for _, file in manifest_files(out) for doc in yaml.safe_load_all(
+        (reference / "crds" / file.rsplit("/", 1)[-1]).read_text()) if doc]
     for release in releases:
         rel_crds, rest, rel_skipped = split(helm_objects(release, archives, chart_repo, cluster, tmp_path))
         crds += rel_crds
