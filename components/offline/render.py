@@ -232,7 +232,8 @@ def render(recording: Recording, out: Path, extra: dict[str, str] | None = None)
             elif resource.type == CONFIG_GROUP:
                 for obj in resource.redacted_inputs().get("objs") or []:
                     kind, name = str(obj.get("kind")), str((obj.get("metadata") or {}).get("name"))
-                    write(f"manifests/{_file_name(kind)}-{_file_name(resource.name)}-{_file_name(name)}.yaml", dump(obj))
+                    group = f"{_file_name(resource.name)}-{_file_name(name)}"
+                    write(f"manifests/{_file_name(kind)}-{group}.yaml", dump(obj))
         files = [f"{r.name}\t{r.inputs.get('file')}\n" for r in recording if r.type == CONFIG_FILE]
         if files:
             write("manifest-files.txt", "".join(sorted(files)))
