@@ -34,6 +34,8 @@ RESTRICTED_NAMESPACE_LABELS = {
     "pod-security.kubernetes.io/warn": "restricted",
 }
 RELEASE_TIMEOUT_SECONDS = 900
+# pulumi-kubernetes: a Job that is not ready (failed) is replaced on the next update, not waited for again.
+REPLACE_UNREADY = "pulumi.com/replaceUnready"
 
 
 @dataclass(frozen=True)

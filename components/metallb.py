@@ -199,7 +199,8 @@ def webhook_gate_job(args: MetalLBArgs) -> dict[str, Any]:
     }
     return {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": WEBHOOK_GATE_NAME, "namespace": NAMESPACE},
+        "metadata": {"name": WEBHOOK_GATE_NAME, "namespace": NAMESPACE,
+                     "annotations": {kube.REPLACE_UNREADY: "true"}},  # a failed gate reruns on the next up
         "spec": {
             "backoffLimit": 2,  # a lost pod (node restart) is retried; the script itself loops
             "activeDeadlineSeconds": WEBHOOK_WAIT_SECONDS + 120,

@@ -415,7 +415,10 @@ def bootstrap_job(args: VaultArgs, phase: str) -> dict[str, Any]:
     labels = {"app.kubernetes.io/name": BOOTSTRAP, "app.kubernetes.io/part-of": "vault"}
     return {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": name, "namespace": args.namespace, "labels": labels},
+        # A Job that failed (all retries) is replaced by the next `pulumi up` (pulumi-kubernetes'
+        # replaceUnready), instead of being waited for again: fix the cause, run `pulumi up`.
+        "metadata": {"name": name, "namespace": args.namespace, "labels": labels,
+                     "annotations": {kube.REPLACE_UNREADY: "true"}},
         "spec": {
             "backoffLimit": 3,  # every retry is a fresh, idempotent run
             "activeDeadlineSeconds": WAIT_SECONDS + 300,

@@ -80,7 +80,8 @@ def test_controller_on_the_control_tier_speakers_everywhere() -> None:
 
 def test_webhook_gate_retries_a_server_side_dry_run_until_the_webhook_answers() -> None:
     job = metallb.webhook_gate_job(metallb.MetalLBArgs.from_config(homelab()))
-    assert job["metadata"] == {"name": "metallb-webhook-gate", "namespace": "metallb-system"}
+    assert job["metadata"] == {"name": "metallb-webhook-gate", "namespace": "metallb-system",
+                               "annotations": {"pulumi.com/replaceUnready": "true"}}
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == "metallb-webhook-gate"
     assert pod["nodeSelector"] == {"example.com/role": "control"}
@@ -191,3 +192,8 @@ def test_values_exist_in_the_pinned_chart_and_its_schema(conformance: Path, name
     spec = metallb.release_spec(metallb.MetalLBArgs.from_config(homelab(CONFIGS[name])))
     found = schema.check_values(spec.pin.chart, spec.pin.version, spec.values, conformance)
     assert found.errors == [] and found.warnings == []
+
+
+def test_a_failed_webhook_gate_job_is_replaced_by_the_next_up() -> None:
+    job = metallb.webhook_gate_job(metallb.MetalLBArgs.from_config(homelab()))
+    assert job["metadata"]["annotations"] == {"pulumi.com/replaceUnready": "true"}

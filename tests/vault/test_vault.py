@@ -402,3 +402,8 @@ def test_config_stays_frozen_and_hashable() -> None:
     assert cfg.vault.resources == {"limits": {"cpu": "1"}}
     placement = VaultArgs.from_config(cfg, "longhorn").placement
     assert placement.tolerations == [{"effect": "NoSchedule", "key": "dedicated", "operator": "Exists"}]
+
+
+def test_a_failed_bootstrap_job_is_replaced_by_the_next_up() -> None:
+    for phase in ("transit", "ha"):
+        assert vault.bootstrap_job(args(), phase)["metadata"]["annotations"] == {"pulumi.com/replaceUnready": "true"}
