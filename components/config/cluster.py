@@ -6,9 +6,11 @@ Parsers here record every problem with its key path and return typed, frozen obj
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from components import kubesyntax, versions
@@ -526,6 +528,14 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
     )
     if airgap.enabled and not (airgap.binary and airgap.install_script):
         a.error("enabled", "airgap needs 'binary' and 'installScript' (local paths to stage on every node)")
+    script = Path(airgap.install_script) if airgap.enabled and airgap.install_script else None
+    if script is not None and script.is_file():
+        digest = hashlib.sha256(script.read_bytes()).hexdigest()
+        if digest != installer.sha256:
+            # The user's own copy runs as staged; the pin is what every online install runs.
+            a.problems.warn(a.key_path("installScript"), f"sha256 {digest} is not the pinned installer's "
+                            f"{installer.sha256} ({installer.url}): stage that file, or pin yours with "
+                            "platform:versions.k3sInstaller")
     a.finish()
     disable_local = k.boolean("disableLocalStorage", True)
     proxy = parse_proxy(k)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+from pathlib import Path
 
 import pytest
 
 from components.problems import ConfigError
 
-from .stacks import SECRETS, homelab_raw, parse
+from .stacks import SECRETS, homelab_raw, parse, rich_raw
 
 
 def test_kubelet_restricted_labels_are_rejected_with_a_hint() -> None:
@@ -141,3 +143,28 @@ def test_self_hosted_s3_insecure_and_endpoint_ca() -> None:
     raw["platform:k3s"]["etcd"]["s3"]["endpointCa"] = "not a cert"
     with pytest.raises(ConfigError, match=r"platform:k3s.etcd.s3.endpointCa: expected one or more PEM"):
         parse(raw, secrets={**SECRETS, "platform:etcdS3SecretKey": "s"})
+
+
+def test_an_airgap_installer_other_than_the_pinned_one_is_pointed_out(tmp_path: Path) -> None:
+    from components import versions
+
+    raw = rich_raw(tmp_path)
+    secrets = {**SECRETS, "platform:etcdS3SecretKey": "x"}
+    cfg = parse(raw, secrets)
+    [warning] = [w for w in cfg.warnings if "airgap.installScript" in w]
+    assert versions.K3S_INSTALLER.sha256 in warning and "platform:versions.k3sInstaller" in warning
+    # Pinned to the staged file's own sha256: no warning.
+    digest = hashlib.sha256(Path(raw["platform:k3s"]["airgap"]["installScript"]).read_bytes()).hexdigest()
+    raw["platform:versions"] = {**raw.get("platform:versions", {}),
+                                "k3sInstaller": {"commit": "a" * 40, "sha256": digest}}
+    assert not [w for w in parse(raw, secrets).warnings if "airgap.installScript" in w]
+
+
+def test_the_installer_pin_override_is_validated() -> None:
+    raw = homelab_raw()
+    raw["platform:versions"] = {**raw.get("platform:versions", {}), "k3sInstaller": {"commit": "main"}}
+    with pytest.raises(ConfigError) as err:
+        parse(raw)
+    text = str(err.value)
+    assert "platform:versions.k3sInstaller.commit" in text and "40-hex" in text
+    assert "platform:versions.k3sInstaller.sha256: is required" in text
