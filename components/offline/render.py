@@ -286,20 +286,22 @@ def host_files(stack: str, secrets: dict[str, str], root: Path = PROJECT_ROOT) -
     if cfg.cluster_kind != "k3s":
         return {}
     args = K3sClusterArgs.from_config(cfg)
+    redacted = k3s_render.redacted(args)
     files = {
-        f"hosts/{node.name}/etc/rancher/k3s/config.yaml": k3s_render.render_node_config(args, node, k3s_render.REDACTED)
+        f"hosts/{node.name}/etc/rancher/k3s/config.yaml": k3s_render.render_node_config(args, node, redacted)
         for node in args.nodes
     }
-    registries = k3s_render.registries_yaml(args)
+    registries = k3s_render.registries_yaml(args, redacted)
+    tls_files = dict(k3s_render.registry_cert_files(args))
+    tls_files.update(dict.fromkeys(k3s_render.registry_key_paths(args), k3s_render.REDACTED_TLS_KEY))
     vip = k3s_render.kube_vip_manifest(args)
-    for node in args.servers:
+    for node in args.nodes:  # containerd on every node reads registries.yaml
         if registries:
             files[f"hosts/{node.name}/etc/rancher/k3s/registries.yaml"] = registries
-        if vip:
+        for path, text in tls_files.items():
+            files[f"hosts/{node.name}{path}"] = text
+        if vip and node.role == "server":
             files[f"hosts/{node.name}{k3s_render.KUBE_VIP_MANIFEST_PATH}"] = vip
-    for node in args.agents:
-        if registries:
-            files[f"hosts/{node.name}/etc/rancher/k3s/registries.yaml"] = registries
     return files
 
 
