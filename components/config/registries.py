@@ -35,7 +35,7 @@ PEM_CERTS_RE = r"(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFI
 # The PEM label is assembled so that no literal key header sits in the source (secret scanners).
 _KEY = "PRIVATE" + " KEY"
 PEM_KEY_RE = re.compile(
-    rf"-----BEGIN (?P<kind>RSA |EC |ENCRYPTED )?{_KEY}-----\n(?P<body>[A-Za-z0-9+/= \n:,-]+?)\n?"
+    rf"-----BEGIN (?P<kind>(RSA |EC |ENCRYPTED )?){_KEY}-----\n(?P<body>[A-Za-z0-9+/= \n:,-]+?)\n?"
     rf"-----END (?P=kind){_KEY}-----\s*"
 )
 # Go's crypto/tls (tls.LoadX509KeyPair) reads these; a passphrase-protected key it cannot.
@@ -270,15 +270,15 @@ def _parse_config(r: Reader, host: str, creds: object, cred_path: str) -> Regist
     if "password" in fields and "identityToken" in fields:
         problems.error(at, "has both password and identityToken: registry auth is either username + password or an "
                            "identity token; remove one (pulumi config rm --path ...)")
+    elif "identityToken" in fields and r.has("auth"):
+        problems.error(r.key_path("auth"), f"an identity token ({at}.identityToken) authenticates on its own; "
+                                           "remove auth, or use auth.username with a password instead of the token")
     elif has_username and "password" not in fields:
         problems.error(at, f"has no password for {r.key_path('auth.username')} ({describe(username)}); run: "
                            + set_cmd % "password" + " <password>")
     elif "password" in fields and not has_username:
         problems.error(r.key_path("auth.username"), f"is required with the password in {at}.password "
                                                     f"(add auth: {{username: <user>}} to {r.path})")
-    elif "identityToken" in fields and r.has("auth"):
-        problems.error(r.key_path("auth"), f"an identity token ({at}.identityToken) authenticates on its own; "
-                                           "remove auth, or use auth.username with a password instead of the token")
     if has_cert and "tlsKey" not in fields:
         problems.error(at, f"has no tlsKey for the client certificate {r.key_path('tls.cert')}; run: "
                            + set_cmd % "tlsKey" + " -- < client.key")

@@ -331,11 +331,14 @@ def render_secrets(stack: str, root: Path = PROJECT_ROOT) -> dict[str, str]:
 
     K3s stacks (the parsed ``clusterKind``, not a text search: comments and quoting vary) get
     the test SSH key; every value the stack file holds encrypted gets a placeholder, so a
-    stack with e.g. ``etcdS3SecretKey`` set renders without its passphrase.
+    stack with e.g. ``etcdS3SecretKey`` set renders without its passphrase (a structured one,
+    e.g. ``k3sRegistryCredentials``, keeps its structure with a placeholder per secret leaf).
     """
-    from components.offline.runner import encrypted_keys, stack_config
+    from components.offline.runner import encrypted_keys, encrypted_shapes, stack_config
+    from components.offline.stackfile import placeholder
 
-    secrets = {key: f"offline-render-placeholder-for-{key.split(':', 1)[-1]}" for key in encrypted_keys(stack, root)}
+    secrets = {key: placeholder(key) for key in encrypted_keys(stack, root)}
+    secrets.update(encrypted_shapes(stack, root))  # structured secrets keep their shape
     kind = stack_config(stack, root=root).get("platform:clusterKind", "k3s")
     if kind == "k3s":
         secrets["platform:sshPrivateKey"] = throwaway_ssh_key()

@@ -42,7 +42,7 @@ read_stdin() {
 # write_registry_tls: k3s.registries.configs' CA and client certificates (values) and client keys
 # (stdin, 0600) under REGISTRY_TLS_DIR; files of registries no longer configured are removed.
 write_registry_tls() {
-  local i f wanted=()
+  local i f found wanted=()
   for ((i = 0; i < ${#REGISTRY_CERT_PATHS[@]}; i++)); do
     put_text "${REGISTRY_CERT_PATHS[i]}" 0644 "${REGISTRY_CERTS[i]}"
     wanted+=("${REGISTRY_CERT_PATHS[i]}")
@@ -52,13 +52,15 @@ write_registry_tls() {
     wanted+=("${REGISTRY_KEY_PATHS[i]}")
   done
   [ -d "$REGISTRY_TLS_DIR" ] || return 0
-  while IFS= read -r -d '' f; do
-    in_list "$f" ${wanted[@]+"${wanted[@]}"} || remove_file "$f"
-  done < <(find "$REGISTRY_TLS_DIR" -type f -print0)
-  while IFS= read -r -d '' f; do
-    rmdir -- "$f"
-    changed "removed $f"
-  done < <(find "$REGISTRY_TLS_DIR" -depth -type d -empty -print0)
+  # (paths are the program's own: no newlines; no process substitution: /dev/fd may be missing)
+  found=$(find "$REGISTRY_TLS_DIR" -type f)
+  while IFS= read -r f; do
+    if [ -n "$f" ] && ! in_list "$f" ${wanted[@]+"${wanted[@]}"}; then remove_file "$f"; fi
+  done <<<"$found"
+  found=$(find "$REGISTRY_TLS_DIR" -depth -type d -empty -print -delete)
+  while IFS= read -r f; do
+    if [ -n "$f" ]; then changed "removed $f"; fi
+  done <<<"$found"
 }
 
 write_config() {
