@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from components.config import ConfigError
-from components.config.registries import RegistryConfig, registry_dir_name, registry_host_problem
 from components.config.reader import Secret
+from components.config.registries import RegistryConfig, registry_dir_name, registry_host_problem
 from components.k3s import render, scripts
 from components.k3s.args import K3sClusterArgs
 
@@ -140,7 +140,8 @@ def test_registry_secrets_never_appear_in_any_script_and_the_certificates_do() -
     for node in args.nodes:  # containerd runs on servers and agents alike
         install = scripts.install_script(args, node)
         assert install.values["REGISTRY_KEY_PATHS"] == render.registry_key_paths(args)
-        assert CERT in install.values["REGISTRY_CERTS"] and CA in install.values["REGISTRY_CERTS"]
+        certs = install.values["REGISTRY_CERTS"]
+        assert isinstance(certs, list) and CERT in certs and CA in certs
 
 
 def test_repr_of_registry_secrets_hides_them() -> None:
