@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -168,6 +169,29 @@ def test_a_stack_with_an_encrypted_secret_runs_offline(tmp_path: Path) -> None:
     (tmp_path / "__main__.py").write_text((PROJECT_ROOT / "__main__.py").read_text())
     rec = run_program("homelab", secrets=render_secrets("homelab", tmp_path), root=tmp_path)
     assert rec.resources
+
+
+def test_a_stack_with_structured_registry_credentials_renders_offline_with_placeholders(tmp_path: Path) -> None:
+    """``pulumi config set --secret --path 'platform:k3sRegistryCredentials["host:port"].password'`` leaves a
+    structure with `secure:` leaves: the offline run gets the structure, each leaf a placeholder."""
+    from components.offline.render import host_files, render_secrets
+    from components.offline.runner import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / "Pulumi.homelab.yaml").read_text()
+    text = text.replace("    firewall: disabled\n", "    firewall: disabled\n    registries:\n      configs:\n"
+                        '        "registry.example.com:5000": {auth: {username: ci}}\n')
+    text += ('  platform:k3sRegistryCredentials:\n    registry.example.com:5000:\n      password:\n'
+             "        secure: v1:c2FsdA==\n")
+    (tmp_path / "Pulumi.homelab.yaml").write_text(text)
+    (tmp_path / "__main__.py").write_text((PROJECT_ROOT / "__main__.py").read_text())
+    secrets = render_secrets("homelab", tmp_path)
+    assert json.loads(secrets["platform:k3sRegistryCredentials"]) == {"registry.example.com:5000": {
+        "password": 'offline-render-placeholder-for-k3sRegistryCredentials["registry.example.com:5000"].password'}}
+    rec = run_program("homelab", secrets=secrets, root=tmp_path)
+    assert rec.resources
+    files = host_files("homelab", secrets, tmp_path)
+    registries = files["hosts/k3s-worker-01/etc/rancher/k3s/registries.yaml"]
+    assert "password: <registry-password>" in registries and "v1:c2FsdA==" not in registries
 
 
 # -- the stack file as the Pulumi CLI reads it ---------------------------------------------------

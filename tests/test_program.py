@@ -64,6 +64,23 @@ def test_render_writes_artefacts_without_secret_text(program: RunProgram, tmp_pa
     assert any(p.suffix == ".sh" for p in files)
 
 
+def test_registry_credentials_reach_no_render_file_and_no_plain_input(program: RunProgram, tmp_path: Path) -> None:
+    from tests.k3s.stacks import homelab_raw
+
+    password, token = "registry-pw-1f0e2d3c4b5a", "registry-identity-token-99887766"
+    k3s = {**homelab_raw()["platform:k3s"], "registries": {"configs": {
+        "registry.example.com:5000": {"auth": {"username": "ci"}}, "ghcr.io": {}, "tokens.example.com": {}}}}
+    creds = {"registry.example.com:5000": {"password": password}, "tokens.example.com": {"identityToken": token}}
+    rec = program("homelab", {"platform:k3s": k3s}, secrets={
+        "platform:sshPrivateKey": TEST_SSH_KEY, "platform:k3sRegistryCredentials": json.dumps(creds)})
+    installs = [r for r in rec if r.name.endswith("-install") and r.type == "command:remote:Command"]
+    assert installs and all(r.is_secret("stdin") and password in r.inputs["stdin"] for r in installs)
+    files = render(rec, tmp_path / "homelab")
+    for path in files:
+        text = path.read_text()
+        assert password not in text and token not in text, path
+
+
 def test_renders_are_identical_across_processes_with_different_hash_seeds(tmp_path: Path) -> None:
     """Runs in one process share one string-hash seed, so set or dict-of-set ordering that depends
     on it can only show up between processes: render every stack under two seeds and compare."""

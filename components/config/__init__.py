@@ -69,6 +69,7 @@ from components.config.existing import Existing, parse_existing
 from components.config.ingress import Ingress, parse_ingress
 from components.config.network import Network, parse_network
 from components.config.reader import NAMESPACE, Reader, Secret, secret_command, suggest
+from components.config.registries import RegistryConfig
 from components.config.vault import Vault, parse_vault
 from components.netaddr import DNS_LABEL_RE
 from components.problems import ConfigError, Problems
@@ -113,7 +114,7 @@ TOP_LEVEL_KEYS = (
     "manifests",
 )
 SECRET_KEYS = ("sshPrivateKey", "etcdS3SecretKey", "longhornBackupSecretKey", "certsDns01Token", "argocdRepoSshKey",
-               "argocdRepoToken", "argocdOidcClientSecret", "kubeconfig")
+               "argocdRepoToken", "argocdOidcClientSecret", "kubeconfig", "k3sRegistryCredentials")
 
 
 def _decode(value: object) -> object:
@@ -147,6 +148,8 @@ def parse_stack_config(
         if key in SECRET_KEYS:
             if full_key not in secret_keys:
                 problems.error(full_key, f"is a secret but was set in plain text; run: {secret_command(key)}")
+            if isinstance(value, Mapping | list):  # structured (set with --path), handed over decoded
+                value = json.dumps(value)
             if isinstance(value, str) and value:
                 secrets[key] = Secret(key, value)
             continue
@@ -364,6 +367,7 @@ __all__ = [
     "Network",
     "Node",
     "OpenEBS",
+    "RegistryConfig",
     "Secret",
     "Ssh",
     "StackConfig",

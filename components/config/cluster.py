@@ -15,6 +15,7 @@ from typing import Literal
 
 from components import kubesyntax, versions
 from components.config.reader import NAMESPACE, Reader, Secret, describe, secret_command, suggest
+from components.config.registries import PEM_CERTS_RE, RegistryConfig, parse_registries
 from components.netaddr import (
     DNS_LABEL_RE,
     DNS_NAME_RE,
@@ -24,7 +25,6 @@ from components.netaddr import (
 from components.problems import Problems
 
 K3S_VERSION_RE = r"v\d+\.\d+\.\d+\+k3s\d+"
-PEM_CERTS_RE = r"(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\s*)+"
 # Kubernetes label keys: optional DNS-subdomain prefix, then a name of at most 63 characters.
 LABEL_KEY_RE = re.compile(
     r"(([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
@@ -142,6 +142,7 @@ OWNED_CONFIG_KEYS = frozenset({
     "kube-controller-manager-arg", "kubelet-arg", "node-ip", "node-label", "node-name", "node-taint",
     "secrets-encryption", "selinux", "server", "service-cidr", "tls-san", "token", "token-file",
     "write-kubeconfig-mode", "data-dir", "agent-token-file", "etcd-s3-insecure", "etcd-s3-endpoint-ca",
+    "private-registry",  # registries.yaml is the program's (k3s.registries)
 })
 
 
@@ -194,6 +195,7 @@ class K3s:
     kubelet_args: tuple[str, ...] = ()
     accept_transition: str | None = None  # one run's override of the recorded-deployment rules
     installer: versions.InstallerPin = versions.K3S_INSTALLER
+    registry_configs: tuple[RegistryConfig, ...] = ()  # registries.yaml `configs` (auth, TLS)
 
 
 def parse_proxy(k: Reader) -> Proxy | None:
@@ -504,24 +506,7 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
     selinux = k.boolean("selinux", False)
     failover = k.boolean("failoverTuning", True)
     etcd = parse_etcd(k, secrets)
-    mirrors: list[tuple[str, tuple[str, ...]]] = []
-    registries = k.obj("registries")
-    raw_mirrors = registries.raw("mirrors") or {}
-    if not isinstance(raw_mirrors, Mapping):
-        registries.error("mirrors", "expected an object of registry -> [endpoint URLs]")
-        raw_mirrors = {}
-    for registry, endpoints in raw_mirrors.items():
-        path = f"{registries.key_path('mirrors')}.{registry}"
-        if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?|\*", str(registry)):
-            k.problems.error(path, f"{describe(registry)} is not a registry host name (host[:port] or '*')")
-        bad = [u for u in endpoints if not (
-            isinstance(u, str) and re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._/-]*)?", u)
-        )] if isinstance(endpoints, list) else [endpoints]
-        if bad:
-            k.problems.error(path, f"expected a list of http(s):// endpoint URLs, got {describe(bad[0])}")
-            continue
-        mirrors.append((str(registry), tuple(endpoints)))
-    registries.finish()
+    mirrors, registry_configs = parse_registries(k, secrets)
     a = k.obj("airgap")
     airgap = Airgap(
         a.boolean("enabled", False), a.string("binary"), a.string("images"), a.string("installScript")
@@ -559,8 +544,8 @@ def parse_k3s(top: Reader, versions_r: Reader, nodes: tuple[Node, ...], secrets:
     k.finish()
     return K3s(
         version, endpoint, vip, kube_vip, sans, firewall, selinux, failover, etcd,  # type: ignore[arg-type]
-        tuple(sorted(mirrors)), airgap, disable_local, proxy=proxy, secrets_encryption=secrets_encryption,
+        mirrors, airgap, disable_local, proxy=proxy, secrets_encryption=secrets_encryption,
         allow_destroy=allow_destroy, agent_batch_size=agent_batch_size, extra_server_config=extra_server,
         extra_agent_config=extra_agent, kubelet_args=kubelet_args, accept_transition=accept_transition,
-        installer=installer,
+        installer=installer, registry_configs=registry_configs,
     )

@@ -15,15 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from components.config import Airgap, Bastion, Etcd, Secret, StackConfig
+from components.config import Airgap, Bastion, Etcd, RegistryConfig, Secret, StackConfig
 from components.config.cluster import (
     CONFIG_KEY_RE,
     NO_PROXY_RE,
     OWNED_CONFIG_KEYS,
-    PEM_CERTS_RE,
     PROXY_URL_RE,
     ExtraValue,
     Proxy,
+)
+from components.config.registries import (
+    CONTROL_RE,
+    ENDPOINT_URL_RE,
+    PEM_CERTS_RE,
+    pem_key_problem,
+    registry_dir_name,
+    registry_host_problem,
 )
 from components.k3s.upgrade import VERSION_RE, removal_problem, upgrade_problem
 from components.netaddr import DNS_LABEL_RE, DNS_NAME_RE, parse_ip
@@ -138,6 +145,7 @@ class K3sClusterArgs:
     kubelet_args: tuple[str, ...] = ()
     accept_transition: str | None = None  # `transition.Transition`: one run's override ('nodes' or a version)
     installer: InstallerPin = K3S_INSTALLER  # install.sh by commit, checked by sha256 before it runs
+    registry_configs: tuple[RegistryConfig, ...] = ()  # registries.yaml `configs`: auth (secrets) and TLS
 
     def __post_init__(self) -> None:
         problems = Problems()
@@ -230,6 +238,7 @@ class K3sClusterArgs:
             agent_batch_size=k3s.agent_batch_size, extra_server_config=k3s.extra_server_config,
             extra_agent_config=k3s.extra_agent_config, kubelet_args=k3s.kubelet_args,
             accept_transition=k3s.accept_transition, installer=k3s.installer,
+            registry_configs=k3s.registry_configs,
         )
 
 
@@ -314,11 +323,12 @@ def _validate(a: K3sClusterArgs, p: Problems) -> None:
         if not KUBE_VIP_VERSION_RE.fullmatch(a.vip.kube_vip_version):
             p.error("platform:versions.kubeVip", f"{a.vip.kube_vip_version!r} is not a tag like v0.9.2")
     for registry, endpoints in a.registry_mirrors:
-        if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?|\*", registry):
+        if registry_host_problem(registry) is not None:
             p.error(f"{path}.registries.mirrors", f"{registry!r} is not a registry host")
         for url in endpoints:
-            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._/-]*)?", url):
+            if not re.fullmatch(ENDPOINT_URL_RE, url):
                 p.error(f"{path}.registries.mirrors.{registry}", f"{url!r} is not an http(s) URL")
+    _validate_registry_configs(a.registry_configs, p)
     unknown = a.storage.prerequisites - STORAGE_PREREQUISITES
     if unknown:
         p.error("platform:storage", f"unknown host prerequisite(s) {sorted(unknown)}")
@@ -373,3 +383,38 @@ def _validate(a: K3sClusterArgs, p: Problems) -> None:
         value = getattr(t, name)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 86400:
             p.error("timeouts", f"{name}={value!r} must be a positive number of seconds")
+
+
+def _validate_registry_configs(configs: tuple[RegistryConfig, ...], p: Problems) -> None:
+    """registries.yaml `configs`: what K3s accepts, and nothing that could break its YAML or the
+    containerd config.toml it generates (secret values are checked, never echoed)."""
+    seen: set[str] = set()
+    for c in configs:
+        at = f'platform:k3s.registries.configs["{c.host}"]'
+        if registry_host_problem(c.host) is not None:
+            p.error(at, f"{c.host!r} is not a registry host[:port] or '*'")
+            continue
+        if registry_dir_name(c.host) in seen:
+            p.error(at, "names the same registry TLS directory as another entry")
+        seen.add(registry_dir_name(c.host))
+        if c.username is not None and (not c.username or CONTROL_RE.search(c.username) or ":" in c.username):
+            p.error(f"{at}.auth.username", f"{c.username!r} is not a basic-auth user name")
+        if (c.username is None) != (c.password is None):
+            p.error(f"{at}.auth", "needs both a username and a password (platform:k3sRegistryCredentials)")
+        if c.password is not None and c.identity_token is not None:
+            p.error(f"{at}.auth", "is either username + password or an identity token, not both")
+        if c.host == "*" and c.has_auth:
+            p.error(f"{at}.auth", "credentials for '*' would be sent to every registry")
+        for what, secret in (("password", c.password), ("identityToken", c.identity_token)):
+            if secret is not None and (not secret.value or CONTROL_RE.search(secret.value)):
+                p.error(f'platform:k3sRegistryCredentials["{c.host}"].{what}', "is empty or has a control character "
+                        "(not shown: it is a secret)")
+        for what, pem in (("ca", c.ca), ("cert", c.cert)):
+            if pem is not None and not re.fullmatch(PEM_CERTS_RE, pem.strip()):
+                p.error(f"{at}.tls.{what}", "is not one or more PEM certificates")
+        if (c.cert is None) != (c.tls_key is None):
+            p.error(f"{at}.tls", "a client certificate and its key (platform:k3sRegistryCredentials tlsKey) go "
+                    "together")
+        if c.tls_key is not None and pem_key_problem(c.tls_key.value) is not None:
+            p.error(f'platform:k3sRegistryCredentials["{c.host}"].tlsKey', "is not an unencrypted PEM private key "
+                    "(not shown: it is a secret)")

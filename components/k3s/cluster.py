@@ -8,7 +8,9 @@ downgrades, minor skips and majority removals are refused).
 
 Secrets: the cluster token and the agent token are `RandomPassword`s created once (their
 inputs are ignored afterwards, so a code change can never roll them); with the etcd S3
-secret key they reach a host only inside config.yaml on the install step's ``stdin``. The
+secret key they reach a host only inside config.yaml on the install step's ``stdin``, and the
+registry passwords, identity tokens and client keys only inside registries.yaml and the key
+files on the same ``stdin`` (`render.install_stdin`). The
 admin kubeconfig is read by a step with logging off and ``stdout``/``stderr`` as additional
 secret outputs, and leaves the component as a secret output.
 
@@ -85,9 +87,10 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
             opts=token_opts.merge(self._alias_opts("agent-token")),
         )
         s3_key = args.etcd.s3.secret_key if args.etcd.s3 is not None else None
+        registry_credentials = render.registry_credentials(args)  # used only inside the secret stdin below
         secrets = pulumi.Output.all(
             token.result, agent_token.result, pulumi.Output.secret(s3_key.value) if s3_key else None,
-        ).apply(lambda v: render.ConfigSecrets(v[0], v[1], v[2]))
+        ).apply(lambda v: render.ConfigSecrets(v[0], v[1], v[2], registries=registry_credentials))
         private_key = (
             pulumi.Output.secret(args.ssh_private_key.value) if args.ssh_private_key is not None else None
         )
@@ -205,7 +208,7 @@ class K3sCluster(pulumi.ComponentResource):  # type: ignore[misc]
             create = str(scripts.install_script(args, node))
             delete = str(scripts.remove_script(args, node))
             bound = node
-            stdin = pulumi.Output.secret(secrets.apply(lambda s: render.render_node_config(args, bound, s)))
+            stdin = pulumi.Output.secret(secrets.apply(lambda s: render.install_stdin(args, bound, s)))
             # A server's install is protected unless k3s.allowDestroy: a rename, a wrong node list or a
             # `pulumi destroy` can then never uninstall an etcd member by accident.
             extra = pulumi.ResourceOptions(

@@ -6,18 +6,22 @@ servers. So the values K3s requires to be identical on every server ("critical
 configuration value mismatch" otherwise) are identical by construction, and the tests check
 it for whole stacks.
 
-Secrets (token, agent token, etcd S3 secret key) enter only through a `ConfigSecrets`
-value, which the component builds inside an `Output.apply` over secret outputs; the
-rendered document then travels to the host on stdin and is written with mode 0600.
+Secrets (token, agent token, etcd S3 secret key, registry passwords, identity tokens and
+client keys) enter only through a `ConfigSecrets` value, which the component builds inside an
+`Output.apply` over secret outputs; the rendered documents (config.yaml, registries.yaml, the
+registry client keys: `install_stdin`) then travel to the host on stdin and are written with
+mode 0600.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from components.config.registries import registry_dir_name
 from components.k3s.args import K3sClusterArgs, NodeSpec
 from components.netaddr import parse_ip
 
@@ -26,6 +30,11 @@ REGISTRIES_PATH = "/etc/rancher/k3s/registries.yaml"
 KUBE_VIP_MANIFEST_PATH = "/var/lib/rancher/k3s/server/manifests/platform-kube-vip.yaml"
 API_PORT = 6443
 ETCD_S3_CA_PATH = "/etc/rancher/k3s/etcd-s3-ca.crt"  # written by the install script (etcd.s3.endpointCa)
+# k3s.registries.configs TLS files: <dir>/<registry>/{ca.crt,client.crt,client.key}, written by the install script.
+REGISTRY_TLS_DIR = "/etc/rancher/k3s/registry-tls"
+# Between the files on the install step's stdin: a line no YAML document or PEM block here can hold
+# (a YAML comment at column 0; `install_stdin` checks it anyway).
+STDIN_SEPARATOR = "#platform:k3s:next-file"
 KUBELET_LEASE_RENEW_SECONDS = 10  # the kubelet renews its Lease every 10s (a quarter of its 40s duration)
 NODE_MONITOR_GRACE_SECONDS = 3 * KUBELET_LEASE_RENEW_SECONDS
 
@@ -40,13 +49,26 @@ PER_NODE_KEYS = frozenset({"node-name", "node-ip", "node-label", "node-taint", "
 
 
 @dataclass(frozen=True)
+class RegistryCredentials:
+    """The secret values of one registries.yaml `configs` entry. Never printed: repr hides them."""
+
+    password: str | None = None
+    identity_token: str | None = None
+    tls_key: str | None = None  # PEM client key
+
+    def __repr__(self) -> str:
+        return "RegistryCredentials(<redacted>)"
+
+
+@dataclass(frozen=True)
 class ConfigSecrets:
-    """The secret values in config.yaml. Never printed: repr hides them."""
+    """The secret values in config.yaml and registries.yaml. Never printed: repr hides them."""
 
     token: str
     agent_token: str
     etcd_s3_secret_key: str | None = None
     ca_hash: str | None = None  # sha256 of the cluster CA (PEM): joins use the secure token form
+    registries: tuple[tuple[str, RegistryCredentials], ...] = ()  # registry host -> its credentials
 
     def join_token(self, user: str, password: str) -> str:
         """``K10<CA hash>::<user>:<password>`` once the CA is known: the joining node checks the
@@ -59,6 +81,30 @@ class ConfigSecrets:
 
 # Placeholders for previews, docs and the offline render: never a real secret.
 REDACTED = ConfigSecrets("<token>", "<agent-token>", "<etcd-s3-secret-key>")
+REDACTED_TLS_KEY = "<registry-client-key: on the install step's secret stdin>\n"
+
+
+def registry_credentials(args: K3sClusterArgs) -> tuple[tuple[str, RegistryCredentials], ...]:
+    """The registry secrets of `args` (call it only where the result stays inside secret outputs)."""
+    return tuple(
+        (c.host, RegistryCredentials(
+            c.password.value if c.password else None, c.identity_token.value if c.identity_token else None,
+            c.tls_key.value if c.tls_key else None,
+        ))
+        for c in args.registry_configs if c.password or c.identity_token or c.tls_key
+    )
+
+
+def redacted(args: K3sClusterArgs) -> ConfigSecrets:
+    """`REDACTED` with a placeholder for each registry secret `args` has (the offline render)."""
+    creds = tuple(
+        (c.host, RegistryCredentials(
+            "<registry-password>" if c.password else None, "<registry-identity-token>" if c.identity_token else None,
+            REDACTED_TLS_KEY if c.tls_key else None,
+        ))
+        for c in args.registry_configs if c.password or c.identity_token or c.tls_key
+    )
+    return dataclasses.replace(REDACTED, registries=creds)
 
 
 def url_host(address: str) -> str:
@@ -209,11 +255,81 @@ def render_node_config(args: K3sClusterArgs, node: NodeSpec, secrets: ConfigSecr
     )
 
 
-def registries_yaml(args: K3sClusterArgs) -> str | None:
-    if not args.registry_mirrors:
-        return None
-    doc = {"mirrors": {registry: {"endpoint": list(endpoints)} for registry, endpoints in args.registry_mirrors}}
-    return "# Managed by platform:k3s.\n" + render_yaml(doc)
+def registry_tls_paths(host: str) -> tuple[str, str, str]:
+    """Where a registry's CA, client certificate and client key are written (ca.crt, client.crt, client.key)."""
+    base = f"{REGISTRY_TLS_DIR}/{registry_dir_name(host)}"
+    return f"{base}/ca.crt", f"{base}/client.crt", f"{base}/client.key"
+
+
+def registry_cert_files(args: K3sClusterArgs) -> tuple[tuple[str, str], ...]:
+    """(path, PEM) of every registry CA and client certificate: public, they travel in the script."""
+    files: list[tuple[str, str]] = []
+    for c in args.registry_configs:
+        ca_path, cert_path, _ = registry_tls_paths(c.host)
+        if c.ca:
+            files.append((ca_path, c.ca))
+        if c.cert:
+            files.append((cert_path, c.cert))
+    return tuple(files)
+
+
+def registry_key_paths(args: K3sClusterArgs) -> tuple[str, ...]:
+    """The client key files, in the order their PEM follows registries.yaml on the install step's stdin."""
+    return tuple(registry_tls_paths(c.host)[2] for c in args.registry_configs if c.tls_key)
+
+
+def _credentials(secrets: ConfigSecrets, host: str) -> RegistryCredentials:
+    found = dict(secrets.registries).get(host)
+    if found is None:
+        raise ValueError(f"no credentials for registry {host!r} in the secrets (a programming error)")
+    return found
+
+
+def registries_doc(args: K3sClusterArgs, secrets: ConfigSecrets) -> dict[str, Any] | None:
+    """registries.yaml as K3s reads it (`mirrors`, `configs` with auth and tls), or None when empty."""
+    doc: dict[str, Any] = {}
+    if args.registry_mirrors:
+        doc["mirrors"] = {registry: {"endpoint": list(endpoints)} for registry, endpoints in args.registry_mirrors}
+    if args.registry_configs:
+        configs: dict[str, Any] = {}
+        for c in args.registry_configs:
+            entry: dict[str, Any] = {}
+            if c.username is not None:
+                entry["auth"] = {"username": c.username, "password": _credentials(secrets, c.host).password}
+            elif c.identity_token is not None:
+                entry["auth"] = {"identity_token": _credentials(secrets, c.host).identity_token}
+            ca_path, cert_path, key_path = registry_tls_paths(c.host)
+            tls: dict[str, Any] = {}
+            if c.ca:
+                tls["ca_file"] = ca_path
+            if c.cert:
+                tls["cert_file"] = cert_path
+                tls["key_file"] = key_path
+            if c.insecure_skip_verify:
+                tls["insecure_skip_verify"] = True
+            if tls:
+                entry["tls"] = tls
+            configs[c.host] = entry
+        doc["configs"] = configs
+    return doc or None
+
+
+def registries_yaml(args: K3sClusterArgs, secrets: ConfigSecrets | None = None) -> str | None:
+    """The exact bytes of /etc/rancher/k3s/registries.yaml (every node), or None when there is none.
+    Without `secrets`, the registry secrets are placeholders (docs, the offline render)."""
+    doc = registries_doc(args, secrets if secrets is not None else redacted(args))
+    return None if doc is None else "# Managed by platform:k3s.\n" + render_yaml(doc)
+
+
+def install_stdin(args: K3sClusterArgs, node: NodeSpec, secrets: ConfigSecrets) -> str:
+    """The install step's (secret) stdin: config.yaml, registries.yaml (empty: none) and each
+    registry client key in `registry_key_paths` order, separated by `STDIN_SEPARATOR` lines."""
+    parts = [render_node_config(args, node, secrets), registries_yaml(args, secrets) or ""]
+    parts += [_credentials(secrets, c.host).tls_key or "" for c in args.registry_configs if c.tls_key]
+    for part in parts:
+        if STDIN_SEPARATOR in part.splitlines() or (part and not part.endswith("\n")):
+            raise ValueError("a file for the install step's stdin holds the separator line or no final newline")
+    return f"{STDIN_SEPARATOR}\n".join(parts)
 
 
 def proxy_env(args: K3sClusterArgs) -> tuple[str, ...]:

@@ -16,21 +16,25 @@ Each script is ``PROLOGUE + values + LIBRARY + body``:
 Every script is complete (``#!/usr/bin/env bash``), passes ``bash -n`` and ``shellcheck``,
 and is idempotent: it changes the host only where it differs from the wanted state, counts
 the changes, and ends with ``done: N change(s)`` on stderr. Every wait is bounded
-(`Timeouts`). Secrets never appear here: config.yaml (token, agent token, S3 key) arrives on
-stdin and is written with mode 0600; the delete scripts read nothing from stdin.
+(`Timeouts`). Secrets never appear here: config.yaml (token, agent token, S3 key),
+registries.yaml (registry passwords, identity tokens) and the registry client keys arrive on
+stdin (`render.install_stdin`) and are written with mode 0600; the delete scripts read nothing
+from stdin.
 
 What the install step does, in order (servers one at a time, agents in parallel):
 
 1. refuse a downgrade or minor skip against the installed ``k3s --version`` (`upgrade.py`);
-2. write config.yaml (stdin, 0600), registries.yaml and, on servers with a VIP, the
+2. write config.yaml and registries.yaml (stdin, 0600), the registry TLS files (CA and client
+   certificates from the values, client keys from stdin, 0600) and, on servers with a VIP, the
    kube-vip manifest into K3s's auto-deploy directory *before* K3s first starts;
 3. keep the installer on the node (``/usr/local/bin/k3s-install.sh``, downloaded from the
    commit pinned in `versions.K3S_INSTALLER` and refused unless its sha256 matches; staged
    when airgapped) and run it only when the unit is missing or the
    installed version differs, always with ``INSTALL_K3S_SKIP_START=true``;
 4. ``systemctl start --no-block`` (fresh) or ``restart --no-block`` (new version, or the
-   sha256 of config.yaml + registries.yaml differs from the last applied one), wait for a
-   new unit invocation, then wait, bounded, until the node reports the wanted version
+   sha256 of config.yaml + registries.yaml + the registry TLS files differs from the last
+   applied one), wait for a new unit invocation, then wait, bounded, until the node reports the
+   wanted version
    (servers: ``/readyz`` answers and the node carries the etcd role, i.e. it is a member).
 """
 
@@ -237,7 +241,8 @@ def prepare_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
 
 
 def install_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
-    """Install, reconfigure or upgrade K3s on one node; config.yaml arrives on stdin."""
+    """Install, reconfigure or upgrade K3s on one node; config.yaml, registries.yaml and the registry
+    client keys arrive on stdin (`render.install_stdin`)."""
     is_first = node.role == "server" and node.name == args.first_server.name
     values: Values = {
         # Server 1: no second bootstrap next to them; every server: the health gate before a restart.
@@ -255,7 +260,11 @@ def install_script(args: K3sClusterArgs, node: NodeSpec) -> Script:
         "SELINUX": _bool(args.selinux),
         "READY_TIMEOUT": args.timeouts.server_ready if node.role == "server" else args.timeouts.agent_ready,
         "DRAIN_TIMEOUT": args.timeouts.drain,
-        "REGISTRIES_YAML": render.registries_yaml(args) or "",
+        "STDIN_SEPARATOR": render.STDIN_SEPARATOR,
+        "REGISTRY_TLS_DIR": render.REGISTRY_TLS_DIR,
+        "REGISTRY_CERT_PATHS": [path for path, _ in render.registry_cert_files(args)],
+        "REGISTRY_CERTS": [pem for _, pem in render.registry_cert_files(args)],
+        "REGISTRY_KEY_PATHS": render.registry_key_paths(args),
         "KUBE_VIP_PATH": render.KUBE_VIP_MANIFEST_PATH,
         "KUBE_VIP_MANIFEST": (render.kube_vip_manifest(args) or "") if node.role == "server" else "",
         "PROXY_ENV": render.proxy_env(args),

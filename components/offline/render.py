@@ -298,20 +298,22 @@ def host_files(stack: str, secrets: dict[str, str], root: Path = PROJECT_ROOT) -
     if cfg.cluster_kind != "k3s":
         return {}
     args = K3sClusterArgs.from_config(cfg)
+    redacted = k3s_render.redacted(args)
     files = {
-        f"hosts/{node.name}/etc/rancher/k3s/config.yaml": k3s_render.render_node_config(args, node, k3s_render.REDACTED)
+        f"hosts/{node.name}/etc/rancher/k3s/config.yaml": k3s_render.render_node_config(args, node, redacted)
         for node in args.nodes
     }
-    registries = k3s_render.registries_yaml(args)
+    registries = k3s_render.registries_yaml(args, redacted)
+    tls_files = dict(k3s_render.registry_cert_files(args))
+    tls_files.update(dict.fromkeys(k3s_render.registry_key_paths(args), k3s_render.REDACTED_TLS_KEY))
     vip = k3s_render.kube_vip_manifest(args)
-    for node in args.servers:
+    for node in args.nodes:  # containerd on every node reads registries.yaml
         if registries:
             files[f"hosts/{node.name}/etc/rancher/k3s/registries.yaml"] = registries
-        if vip:
+        for path, text in tls_files.items():
+            files[f"hosts/{node.name}{path}"] = text
+        if vip and node.role == "server":
             files[f"hosts/{node.name}{k3s_render.KUBE_VIP_MANIFEST_PATH}"] = vip
-    for node in args.agents:
-        if registries:
-            files[f"hosts/{node.name}/etc/rancher/k3s/registries.yaml"] = registries
     return files
 
 
@@ -341,11 +343,14 @@ def render_secrets(stack: str, root: Path = PROJECT_ROOT) -> dict[str, str]:
 
     K3s stacks (the parsed ``clusterKind``, not a text search: comments and quoting vary) get
     the test SSH key; every value the stack file holds encrypted gets a placeholder, so a
-    stack with e.g. ``etcdS3SecretKey`` set renders without its passphrase.
+    stack with e.g. ``etcdS3SecretKey`` set renders without its passphrase (a structured one,
+    e.g. ``k3sRegistryCredentials``, keeps its structure with a placeholder per secret leaf).
     """
-    from components.offline.runner import encrypted_keys, stack_config
+    from components.offline.runner import encrypted_keys, encrypted_shapes, stack_config
+    from components.offline.stackfile import placeholder
 
-    secrets = {key: f"offline-render-placeholder-for-{key.split(':', 1)[-1]}" for key in encrypted_keys(stack, root)}
+    secrets = {key: placeholder(key) for key in encrypted_keys(stack, root)}
+    secrets.update(encrypted_shapes(stack, root))  # structured secrets keep their shape
     kind = stack_config(stack, root=root).get("platform:clusterKind", "k3s")
     if kind == "k3s":
         secrets["platform:sshPrivateKey"] = throwaway_ssh_key()

@@ -361,6 +361,12 @@ def encrypted_keys(stack: str, root: Path = PROJECT_ROOT) -> list[str]:
     return list(_stack_file(stack, root).encrypted)
 
 
+def encrypted_shapes(stack: str, root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """Encrypted keys with a structured value (``config set --secret --path``): their structure as the
+    CLI would pass it, each secret leaf a placeholder."""
+    return dict(_stack_file(stack, root).shapes)
+
+
 def cli_config(stack: str, overrides: Mapping[str, Any] | None = None,
                root: Path = PROJECT_ROOT) -> dict[str, str]:
     """``PULUMI_CONFIG`` as the CLI would build it from the stack file, with `overrides` applied.

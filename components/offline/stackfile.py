@@ -79,6 +79,9 @@ class StackFile:
     values: dict[str, str]  # key -> the text PULUMI_CONFIG carries
     encrypted: tuple[str, ...]  # keys holding a `secure:` value (top level or nested)
     notes: tuple[str, ...] = ()  # unquoted values the CLI reads as a different number (0123 -> 83)
+    # encrypted keys with a structured value (``config set --secret --path``): the structure, as JSON
+    # text, with each `secure:` leaf replaced by `placeholder(path)` (an offline run has no passphrase)
+    shapes: tuple[tuple[str, str], ...] = ()
 
 
 class _Loader(yaml.SafeLoader):
@@ -333,6 +336,23 @@ def _holds_secure(value: Any) -> bool:
     return False
 
 
+def placeholder(path: str) -> str:
+    """The text an offline run gets instead of the secret at `path` (``platform:key["a"].b``)."""
+    return f"offline-render-placeholder-for-{path.split(':', 1)[-1]}"
+
+
+def _shape(value: Any, path: str) -> Any:
+    """`value` with every `secure:` leaf replaced by its placeholder."""
+    if _is_secure(value):
+        return placeholder(path)
+    if isinstance(value, dict):
+        return {k: _shape(v, f'{path}["{k}"]' if "." in str(k) or ":" in str(k) else f"{path}.{k}")
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
 def load(path: Path, project: str = "platform") -> StackFile:
     """Parse a stack file into the CLI's ``PULUMI_CONFIG`` texts, or raise `StackFileError`."""
     if not path.exists():
@@ -362,6 +382,7 @@ def load(path: Path, project: str = "platform") -> StackFile:
     notes = tuple(_surprises(config_node, path))
     values: dict[str, str] = {}
     encrypted: list[str] = []
+    shapes: list[tuple[str, str]] = []
     for key, value in config.items():
         full = key if ":" in key else f"{project}:{key}"  # the CLI namespaces bare keys with the project
         parts = full.split(":")
@@ -372,9 +393,11 @@ def load(path: Path, project: str = "platform") -> StackFile:
                                  "should be of the form `<namespace>:<name>`)")
         if _holds_secure(value):
             encrypted.append(full)
+            if not _is_secure(value):
+                shapes.append((full, config_text(_shape(value, full))))
             continue
         try:
             values[full] = config_text(value)
         except ValueError as err:
             raise StackFileError(f"{path.name}: config key {key!r}: {err}") from None
-    return StackFile(path, values, tuple(sorted(encrypted)), notes)
+    return StackFile(path, values, tuple(sorted(encrypted)), notes, tuple(sorted(shapes)))

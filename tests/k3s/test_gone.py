@@ -86,7 +86,7 @@ def test_gone_server_is_deleted_and_dropped_from_etcd_on_the_first_server(tmp_pa
     sb = Sandbox(tmp_path)
     first = args.servers[0]
     secrets = k3s_render.ConfigSecrets("k" * 64, "g" * 64, None)
-    assert sb.run(scripts.install_script(args, first), stdin=k3s_render.render_node_config(args, first, secrets)
+    assert sb.run(scripts.install_script(args, first), stdin=k3s_render.install_stdin(args, first, secrets)
                   ).returncode == 0
     sb.path("/stub/etcd-members").write_text(
         '{"name":"k3s-control-01-0a1b2c3d","peerURLs":["https://192.0.2.51:2380"]}\n'

@@ -173,7 +173,7 @@ def test_a_hostile_secret_on_stdin_runs_nothing_on_the_host(tmp_path: Path) -> N
     sb = Sandbox(tmp_path)
     hostile_secret = "".join(PAYLOADS).replace(str(CANARY), "/pwned")
     node = args.servers[0]
-    config = render.render_node_config(args, node, render.ConfigSecrets(hostile_secret, hostile_secret, None))
+    config = render.install_stdin(args, node, render.ConfigSecrets(hostile_secret, hostile_secret, None))
     result = sb.run(scripts.install_script(args, node), stdin=config)
     assert result.returncode == 0, result.stderr
     assert not sb.path("/pwned").exists()

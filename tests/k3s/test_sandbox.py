@@ -30,7 +30,7 @@ def homelab() -> K3sClusterArgs:
 
 def install(sb: Sandbox, args: K3sClusterArgs, index: int, secrets: render.ConfigSecrets = SECRETS):
     node = args.nodes[index]
-    return sb.run(scripts.install_script(args, node), stdin=render.render_node_config(args, node, secrets))
+    return sb.run(scripts.install_script(args, node), stdin=render.install_stdin(args, node, secrets))
 
 
 def test_debian_host_preparation_converges_and_a_second_run_changes_nothing(

@@ -27,7 +27,7 @@ def homelab() -> K3sClusterArgs:
 
 def install(sb: Sandbox, args: K3sClusterArgs, index: int):  # type: ignore[no-untyped-def]
     node = args.nodes[index]
-    return sb.run(scripts.install_script(args, node), stdin=render.render_node_config(args, node, SECRETS))
+    return sb.run(scripts.install_script(args, node), stdin=render.install_stdin(args, node, SECRETS))
 
 
 def test_vip_on_a_predictably_named_interface_is_detected_from_the_route(
@@ -355,7 +355,7 @@ def test_ca_hash_and_switching_a_node_to_the_secure_token_restarts_nothing(
     agent = homelab.agents[0]
     agent_sb.reset_calls()
     switched = agent_sb.run(scripts.install_script(homelab, agent),
-                            stdin=render.render_node_config(homelab, agent, secure))
+                            stdin=render.install_stdin(homelab, agent, secure))
     assert switched.returncode == 0, switched.stderr
     assert f"token: K10{secure.ca_hash}::node:" in agent_sb.path("/etc/rancher/k3s/config.yaml").read_text()
     assert not any(c.startswith("systemctl restart") for c in agent_sb.calls())
@@ -426,7 +426,7 @@ def test_delete_scripts_given_the_secret_stdin_never_echo_it_in_a_failure(
     sb = leaving_server(tmp_path, homelab)
     sb.path(f"/stub/{failure}").touch()
     node = homelab.servers[1]
-    config = render.render_node_config(homelab, node, SECRETS)
+    config = render.install_stdin(homelab, node, SECRETS)
     result = sb.run(scripts.remove_script(homelab, node), stdin=config)
     assert result.returncode != 0
     for secret in (SECRETS.token, SECRETS.agent_token):

@@ -1,5 +1,7 @@
 # shellcheck shell=bash disable=SC2153 # SC2153: the values (VERSION, STATE_DIR, VIP_*) come from the values block
 # platform:k3s: Body of the install step: config from stdin, installer, start/restart, bounded readiness wait.
+# stdin: config.yaml, registries.yaml (empty: none) and each registry client key (REGISTRY_KEY_PATHS
+# order), separated by STDIN_SEPARATOR lines; they hold secrets and are never echoed.
 # Static text: values are assigned by components/k3s/scripts.py before it; this header
 # (up to the '# ---' line) is not rendered.
 # ---
@@ -21,16 +23,55 @@ check_version() {
   fi
 }
 
+# read_stdin: splits stdin into STDIN_PARTS (config.yaml, registries.yaml, the client keys).
+read_stdin() {
+  local line
+  STDIN_PARTS=("")
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [ "$line" = "$STDIN_SEPARATOR" ]; then
+      STDIN_PARTS+=("")
+    else
+      STDIN_PARTS[${#STDIN_PARTS[@]} - 1]+=$line$'\n'
+    fi
+  done
+  if [ "${#STDIN_PARTS[@]}" -ne $((2 + ${#REGISTRY_KEY_PATHS[@]})) ] || [[ ${STDIN_PARTS[0]} != *"node-name:"* ]]; then
+    die "stdin did not carry this node's config.yaml, registries.yaml and ${#REGISTRY_KEY_PATHS[@]} registry client key(s)"
+  fi
+}
+
+# write_registry_tls: k3s.registries.configs' CA and client certificates (values) and client keys
+# (stdin, 0600) under REGISTRY_TLS_DIR; files of registries no longer configured are removed.
+write_registry_tls() {
+  local i f found wanted=()
+  for ((i = 0; i < ${#REGISTRY_CERT_PATHS[@]}; i++)); do
+    put_text "${REGISTRY_CERT_PATHS[i]}" 0644 "${REGISTRY_CERTS[i]}"
+    wanted+=("${REGISTRY_CERT_PATHS[i]}")
+  done
+  for ((i = 0; i < ${#REGISTRY_KEY_PATHS[@]}; i++)); do
+    put_text "${REGISTRY_KEY_PATHS[i]}" 0600 "${STDIN_PARTS[i + 2]}"
+    wanted+=("${REGISTRY_KEY_PATHS[i]}")
+  done
+  [ -d "$REGISTRY_TLS_DIR" ] || return 0
+  # (paths are the program's own: no newlines; no process substitution: /dev/fd may be missing)
+  found=$(find "$REGISTRY_TLS_DIR" -type f)
+  while IFS= read -r f; do
+    if [ -n "$f" ] && ! in_list "$f" ${wanted[@]+"${wanted[@]}"}; then remove_file "$f"; fi
+  done <<<"$found"
+  found=$(find "$REGISTRY_TLS_DIR" -depth -type d -empty -print -delete)
+  while IFS= read -r f; do
+    if [ -n "$f" ]; then changed "removed $f"; fi
+  done <<<"$found"
+}
+
 write_config() {
-  local config
-  config=$(cat)
-  [[ $config == *"node-name:"* ]] || die "stdin did not carry this node's config.yaml"
-  put_text /etc/rancher/k3s/config.yaml 0600 "$config"$'\n'
-  if [ -n "$REGISTRIES_YAML" ]; then
-    put_text /etc/rancher/k3s/registries.yaml 0600 "$REGISTRIES_YAML"
+  read_stdin
+  put_text /etc/rancher/k3s/config.yaml 0600 "${STDIN_PARTS[0]}"
+  if [ -n "${STDIN_PARTS[1]}" ]; then
+    put_text /etc/rancher/k3s/registries.yaml 0600 "${STDIN_PARTS[1]}"
   else
     remove_file /etc/rancher/k3s/registries.yaml
   fi
+  write_registry_tls
   if [ -n "$ETCD_S3_CA" ]; then
     put_text "$ETCD_S3_CA_PATH" 0644 "$ETCD_S3_CA"
   else
@@ -145,12 +186,17 @@ without_registration_keys() {
 # config_digest [full]: what a restart depends on; 'full' is the digest of the whole config.yaml
 # (how runs before the labels step computed it: a marker of either kind means "applied").
 config_digest() {
+  local f
   {
     if [ "${1:-}" = full ]; then short_tokens; else without_registration_keys; fi
     if [ -f /etc/rancher/k3s/registries.yaml ]; then cat /etc/rancher/k3s/registries.yaml; fi
     # the unit's environment (k3s.proxy); empty on nodes without a proxy, so their digest is unchanged
     if [ -s "$ENV_FILE" ]; then cat "$ENV_FILE"; fi
     if [ -s "$ETCD_S3_CA_PATH" ]; then cat "$ETCD_S3_CA_PATH"; fi
+    # k3s.registries.configs' TLS files (none: the digest of a node without them is unchanged)
+    for f in ${REGISTRY_CERT_PATHS[@]+"${REGISTRY_CERT_PATHS[@]}"} ${REGISTRY_KEY_PATHS[@]+"${REGISTRY_KEY_PATHS[@]}"}; do
+      cat -- "$f"
+    done
   } | sha256sum | cut -d' ' -f1
 }
 
