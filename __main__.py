@@ -6,6 +6,7 @@ Kept thin on purpose: every decision lives in `components/`, where it is typed a
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import identity
 from components.config import ConfigError, load_stack_config
 from components.gardener.cluster import ShootCluster
 from components.k3s import K3sCluster, K3sClusterArgs
@@ -24,14 +25,16 @@ for warning in cfg.warnings:
     pulumi.log.warn(warning)
 
 # clusterKind existing builds no cluster: the platform layer goes onto the kubeconfig's cluster.
-# The K3s component's name is fixed ("k3s"): its children's names must not change with clusterName
-# (a rename would replace, i.e. uninstall, every node). Stacks from before are aliased.
+# Fixed names (components/identity.py): every child is named after its parent, so a name holding
+# clusterName would make a rename replace every node, the shoot and every in-cluster object.
+# Stacks from before, named after clusterName, are aliased.
 cluster: K3sCluster | ShootCluster | None = None
 if k3s_args is not None:
-    cluster = K3sCluster("k3s", k3s_args, opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name=cfg.cluster_name)]),
+    cluster = K3sCluster(identity.K3S, k3s_args, opts=identity.legacy_aliases(identity.K3S, cfg.cluster_name),
                          previous_names=(cfg.cluster_name,))
 elif cfg.cluster_kind == "cleura":
-    cluster = ShootCluster(cfg.cluster_name, cfg.cleura)
+    # The shoot's own name at Cleura is platform:cleura.name, never this resource name.
+    cluster = ShootCluster(identity.SHOOT, cfg.cleura, opts=identity.legacy_aliases(identity.SHOOT, cfg.cluster_name))
 kubeconfig: pulumi.Input[str] = (
     cluster.kubeconfig if cluster is not None
     else pulumi.Output.secret(cfg.existing.kubeconfig.value if cfg.existing is not None else "")
@@ -39,11 +42,12 @@ kubeconfig: pulumi.Input[str] = (
 # deleteUnreachable is explicit (never None): None would let the SDK copy an ambient
 # PULUMI_K8S_DELETE_UNREACHABLE into state, and a refresh with an expired or hibernated
 # cluster would then drop the whole platform layer from state. True only as a teardown switch.
-provider = k8s.Provider(f"{cfg.cluster_name}-k8s", kubeconfig=kubeconfig, delete_unreachable=cfg.delete_unreachable)
+provider = k8s.Provider(identity.PROVIDER, kubeconfig=kubeconfig, delete_unreachable=cfg.delete_unreachable,
+                        opts=identity.legacy_aliases(identity.PROVIDER, cfg.cluster_name))
 # deleted_with: destroying the cluster skips every in-cluster object (Longhorn's uninstall Job,
 # webhooks, finalizers) instead of deleting each through an API that is about to disappear.
-platform = PlatformLayer(f"{cfg.cluster_name}-platform", cfg,
-                         opts=pulumi.ResourceOptions(providers=[provider], deleted_with=cluster))
+platform = PlatformLayer(identity.LAYER, cfg, opts=identity.legacy_aliases(identity.LAYER, cfg.cluster_name).merge(
+    pulumi.ResourceOptions(providers=[provider], deleted_with=cluster)))
 
 pulumi.export("clusterName", cfg.cluster_name)
 pulumi.export("clusterKind", cfg.cluster_kind)

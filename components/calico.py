@@ -37,6 +37,7 @@ from components.versions import ChartPin
 
 NAMESPACE = "tigera-operator"
 RELEASE_NAME = "calico"
+CRDS_RELEASE_NAME = "calico-crds"  # the helm.v4.Chart of the CRDs (its templates do not use it)
 POOL_NAME = "default-ipv4-ippool"
 API_VERSION = "operator.tigera.io/v1"
 # containerd on K3s with flannel-backend: none keeps the standard CNI directories.
@@ -207,7 +208,8 @@ def crds_chart_args(args: CalicoArgs) -> k8s.helm.v4.ChartArgs:
     """The CRD chart, applied server-side (client-side apply cannot carry a 1.46 MB CRD)."""
     chart, repo = args.crds_chart.helm_source()
     return k8s.helm.v4.ChartArgs(
-        chart=chart, version=args.crds_chart.version,
+        # The release name defaults to the resource name; fixed, like every other release's.
+        chart=chart, name=CRDS_RELEASE_NAME, version=args.crds_chart.version,
         repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=repo) if repo is not None else None,
     )
 

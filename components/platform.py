@@ -14,7 +14,9 @@ Each add-on takes its own frozen args type, built here from the stack config
 (``CalicoArgs.from_config(cfg)``, ...), and exposes ``ready``; the layer's ``ready`` resolves
 once all of them have. Later add-ons (Vault, Argo CD) go after `after_base` the same way:
 ``ResourceOptions(parent=self, depends_on=self.after_base())``, and use `ingress_class` and
-`cluster_issuer` for their UI ingresses.
+`cluster_issuer` for their UI ingresses. The layer's name (``platform`` in `__main__`) never
+holds the cluster's name: every child is ``<layer>-<add-on>-...``, so a name that changed with
+``clusterName`` would replace everything in the cluster (see `components.identity`).
 """
 
 from __future__ import annotations

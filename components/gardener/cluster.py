@@ -25,12 +25,17 @@ class ShootCluster(pulumi.ComponentResource):  # type: ignore[misc]
     name: pulumi.Output[str]
 
     def __init__(self, name: str, cfg: CleuraConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+        """`name` should not change with the cluster's name (`__main__` passes ``cleura``): the
+        children are ``<name>-shoot`` etc. and the ownership marker names it, so a new name would
+        create a second shoot and delete the first. The shoot's name at Cleura is ``cfg.shoot.name``
+        (``platform:cleura.name``), independent of it."""
         super().__init__(COMPONENT_TYPE, name, None, opts)
         spec = cfg.shoot
         depends: list[pulumi.Resource] = []
         if cfg.bootstrap_project:
             depends.append(ProjectBootstrap(f"{name}-bootstrap", cloud=spec.cloud, region=spec.region,
                                             project_id=spec.project_id, opts=pulumi.ResourceOptions(parent=self)))
+        # Stable for the life of the stack (the component's name is fixed), never clusterName.
         owner = f"{pulumi.get_project()}/{pulumi.get_stack()}/{name}"
         if not cfg.adopt:
             # Only a shoot this stack creates gets a claim: destroy never deletes an adopted one

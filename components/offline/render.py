@@ -8,7 +8,7 @@ under mocks and writes ``<out>/<stack>/``:
 - ``outputs.json``: the stack outputs (secrets as ``[secret]``); ``warnings.txt``: config warnings,
 - ``install-order.txt``: the remote steps in waves (what runs in parallel, the critical path),
 - ``resources.json``: every resource (type, name, parent, dependencies, provider, options,
-  inputs with secrets replaced by ``[secret]``; scripts as ``[script scripts/<file>]``),
+  aliases as sent, inputs with secrets replaced by ``[secret]``; scripts as ``[script scripts/<file>]``),
 - ``scripts/<resource>.<create|update|delete>.sh``: every remote/local command script, written
   once (an update script identical to the create script refers to the create file),
 - ``hosts/<node>/...``: the files those scripts write on each node (tokens redacted),

@@ -76,6 +76,9 @@ class Resource:
     secret_paths: frozenset[str]
     options: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
+    # As sent: ``{"urn": ...}`` or an alias spec (name, type, stack, project, parentUrn, noParent;
+    # absent parts default to the resource's own). `components.offline.migration` resolves them.
+    aliases: tuple[dict[str, Any], ...] = ()
 
     def is_secret(self, path: str) -> bool:
         """True when the value at `path` (or an enclosing value) was registered as a secret."""
@@ -184,6 +187,7 @@ class Recording:
                     "type": r.type, "name": r.name, "parent": r.parent, "dependencies": sorted(r.dependencies),
                     "provider": r.provider, "inputs": r.inputs if reveal_secrets else r.redacted_inputs(),
                     "secrets": sorted(r.secret_paths), "options": r.options,
+                    **({"aliases": list(r.aliases)} if r.aliases else {}),
                 }
                 # Registration order varies with apply scheduling; the engine keys by URN.
                 for r in sorted(self.resources, key=lambda r: r.urn)
@@ -335,16 +339,30 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):  # type: ignore[misc]
             } if request.HasField("customTimeouts") else None,
         }
         providers = dict(request.providers)
+        aliases = tuple(_alias_entry(a) for a in request.aliases) + tuple({"urn": u} for u in request.aliasURNs)
         self.recorded.append(
             Resource(
                 type=request.type, name=request.name, urn=response.urn, custom=bool(request.custom),
                 parent=request.parent or None, dependencies=tuple(request.dependencies),
                 property_dependencies={k: tuple(v.urns) for k, v in request.propertyDependencies.items()},
                 provider=request.provider or (next(iter(providers.values())) if providers else None),
-                inputs=inputs, secret_paths=frozenset(secret_paths), options=options,
+                inputs=inputs, secret_paths=frozenset(secret_paths), options=options, aliases=aliases,
             )
         )
         return response
+
+
+def _alias_entry(alias: Any) -> dict[str, Any]:
+    """One ``Alias`` message as a plain dict: ``{"urn": ...}``, or the spec's fields that are set."""
+    if alias.WhichOneof("alias") == "urn":
+        return {"urn": alias.urn}
+    spec = alias.spec
+    entry: dict[str, Any] = {k: getattr(spec, k) for k in ("name", "type", "stack", "project") if getattr(spec, k)}
+    if spec.WhichOneof("parent") == "parentUrn" and spec.parentUrn:
+        entry["parentUrn"] = spec.parentUrn
+    elif spec.WhichOneof("parent") == "noParent" and spec.noParent:
+        entry["noParent"] = True
+    return entry
 
 
 def _stack_file(stack: str, root: Path) -> stackfile.StackFile:

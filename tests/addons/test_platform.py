@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from components import platform
+from components import identity, platform
 from components.config import StackConfig, parse_stack_config
 from components.offline.runner import Recording, Resource
 from components.platform import PlatformLayer
@@ -35,7 +35,7 @@ def layer(cfg: StackConfig, captured: dict[str, Any] | None = None) -> Recording
     cfg = dataclasses.replace(cfg, vault=dataclasses.replace(cfg.vault, enabled=False))
 
     def build(provider: pulumi.ProviderResource) -> None:
-        built = PlatformLayer(f"{cfg.cluster_name}-platform", cfg, pulumi.ResourceOptions(providers=[provider]))
+        built = PlatformLayer(identity.LAYER, cfg, pulumi.ResourceOptions(providers=[provider]))
         if captured is not None:
             built.ready.apply(lambda value: captured.__setitem__("ready", value))
             captured["storage_class"] = built.storage.storage_class
@@ -236,7 +236,7 @@ def storage_subtree(rec: Recording) -> set[str]:
 
 def argocd_subtree(rec: Recording) -> set[str]:
     """Argo CD waits for the storage component, whose URN names the engine: its dependencies differ."""
-    return {r.urn for r in rec if r.name.endswith("-platform-argocd") or "-platform-argocd-" in r.name}
+    return {r.urn for r in rec if r.name == "platform-argocd" or r.name.startswith("platform-argocd-")}
 
 
 def fingerprint(rec: Recording, exclude: set[str]) -> list[str]:

@@ -31,9 +31,9 @@ def test_homelab_render_has_the_addons_and_they_conform(program: RunProgram, con
     rec = run(program, "homelab")
     files = render(rec, tmp_path / "homelab")
     helm = {p.name for p in files if p.parent.name == "helm"}
-    assert {"homelab-platform-calico-operator.yaml", "homelab-platform-metallb-chart.yaml",
-            "homelab-platform-storage-chart.yaml", "homelab-platform-ingress-chart.yaml",
-            "homelab-platform-certs-chart.yaml"} <= helm
+    assert {"platform-calico-operator.yaml", "platform-metallb-chart.yaml",
+            "platform-storage-chart.yaml", "platform-ingress-chart.yaml",
+            "platform-certs-chart.yaml"} <= helm
     manifests = {p.name.split("-", 1)[0] for p in files if p.parent.name == "manifests"}
     assert {"Installation", "APIServer", "IPAddressPool", "L2Advertisement", "ClusterIssuer", "Certificate",
             "Deployment"} <= manifests
@@ -57,14 +57,14 @@ def test_longhorn_to_hostpath_changes_host_preparation_and_storage_only(program:
     changed = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
     by_name = {r.name: r for r in [*longhorn, *hostpath]}
     # The storage component, and the snapshot class of its CSI driver (hostpath has none).
-    storage = {name for name in changed if name.startswith(("homelab-platform-storage",
-                                                             "homelab-platform-snapshots-class"))}
+    storage = {name for name in changed if name.startswith(("platform-storage",
+                                                             "platform-snapshots-class"))}
     host_preparation = {name for name in changed if by_name[name].type == "command:remote:Command"}
-    vault = {name for name in changed if name.startswith("homelab-platform-vault")}  # waits for storage, uses its class
+    vault = {name for name in changed if name.startswith("platform-vault")}  # waits for storage, uses its class
     assert storage, "the storage release did not change"
     assert host_preparation, "the host preparation did not change"
     # Argo CD waits for the storage component, whose URN names the engine: only its dependencies move.
-    argocd = {name for name in changed if name.startswith("homelab-platform-argocd")}
+    argocd = {name for name in changed if name.startswith("platform-argocd")}
     assert all(_without_dependencies(longhorn, name) == _without_dependencies(hostpath, name) for name in argocd)
     assert changed == storage | host_preparation | argocd | vault
     assert all(by_name[name].type != RELEASE or by_name[name].inputs["chart"] == "openebs" for name in storage)
@@ -76,7 +76,7 @@ def test_gardener_stack_installs_no_cni_and_no_load_balancer(program: RunProgram
         pytest.skip("no clusterKind: cleura stack in the repository")
     rec = run(program, cleura[0])
     # Argo CD and Vault come on both kinds (tests/argocd, tests/vault).
-    types = {r.type for r in rec if "-platform-argocd" not in r.name and "-platform-vault" not in r.name}
+    types = {r.type for r in rec if not r.name.startswith(("platform-argocd", "platform-vault"))}
     assert "platform:storage:Cinder" in types
     assert not any(t.startswith(("platform:calico", "platform:metallb", "platform:snapshots")) for t in types)
     charts = sorted(r.inputs["chart"] for r in rec.of_type(RELEASE))

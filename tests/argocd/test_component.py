@@ -18,7 +18,7 @@ from tests.addons.conftest import record
 from tests.argocd.conftest import DEPLOY_KEY, argocd_section, args, plugin_args
 from tests.conftest import RunProgram, secrets_for
 
-PREFIX = "homelab-platform-argocd"
+PREFIX = "platform-argocd"
 MTIME = "2026-12-02T06:00:00Z"
 SECRETS = {**secrets_for("homelab"), "platform:argocdRepoSshKey": DEPLOY_KEY}
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
@@ -74,7 +74,7 @@ def test_namespace_enforces_baseline_and_warns_on_restricted(homelab: Recording)
 
 def test_argocd_comes_after_the_base_addons(homelab: Recording) -> None:
     release = homelab.named(f"{PREFIX}-chart")
-    for base in ("homelab-platform-storage", "homelab-platform-metallb", "homelab-platform-calico"):
+    for base in ("platform-storage", "platform-metallb", "platform-calico"):
         assert homelab.depends_on(release, homelab.named(base)), base
 
 

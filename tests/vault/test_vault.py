@@ -380,11 +380,11 @@ def test_render_shows_both_releases_and_the_bootstrap_with_no_secret(homelab_run
 
     files = render(homelab_run, tmp_path / "homelab")
     names = {p.name for p in files}
-    assert {"homelab-platform-vault-transit.yaml", "homelab-platform-vault-ha.yaml",
-            "Job-homelab-platform-vault-bootstrap-transit.yaml", "Job-homelab-platform-vault-bootstrap-ha.yaml",
-            "Deployment-homelab-platform-vault-unsealer.yaml",
-            "NetworkPolicy-homelab-platform-vault-transit-netpol.yaml"} <= names
-    tls_secret = yaml.safe_load((tmp_path / "homelab/manifests/Secret-homelab-platform-vault-vault-ha-tls.yaml")
+    assert {"platform-vault-transit.yaml", "platform-vault-ha.yaml",
+            "Job-platform-vault-bootstrap-transit.yaml", "Job-platform-vault-bootstrap-ha.yaml",
+            "Deployment-platform-vault-unsealer.yaml",
+            "NetworkPolicy-platform-vault-transit-netpol.yaml"} <= names
+    tls_secret = yaml.safe_load((tmp_path / "homelab/manifests/Secret-platform-vault-vault-ha-tls.yaml")
                                 .read_text())
     assert tls_secret["stringData"] == "[secret]"
     found = schema.check_render_dir(tmp_path / "homelab", reference)
