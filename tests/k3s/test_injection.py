@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -76,6 +77,21 @@ def s3(field: str) -> Setter:
     return setter
 
 
+REGISTRY = "registry.example.com:5000"
+
+
+def registry_config(entry: Callable[[str], dict[str, Any]], host: str | None = None) -> Setter:
+    def setter(raw: dict[str, Any], value: str) -> None:
+        raw["platform:k3s"]["registries"] = {"configs": {host or value: entry(value)}}
+    return setter
+
+
+# Fields whose setter needs a secret too (the hostile `secret` of the example goes there).
+FIELD_SECRETS: dict[str, Callable[[str], dict[str, str]]] = {
+    "k3s.registries.configs.auth.username": lambda secret: {
+        "platform:k3sRegistryCredentials": json.dumps({REGISTRY: {"password": secret or "x"}})},
+}
+
 FIELDS: dict[str, Setter] = {
     "clusterName": at("platform:clusterName"),
     "nodes[0].name": at("platform:nodes", 0, "name"),
@@ -100,6 +116,9 @@ FIELDS: dict[str, Setter] = {
     "k3s.etcd.s3.region": s3("region"),
     "k3s.etcd.s3.accessKey": s3("accessKey"),
     "k3s.registries.mirrors": mirror,
+    "k3s.registries.configs.host": registry_config(lambda v: {"tls": {"insecureSkipVerify": True}}),
+    "k3s.registries.configs.auth.username": registry_config(lambda v: {"auth": {"username": v}}, REGISTRY),
+    "k3s.registries.configs.tls.ca": registry_config(lambda v: {"tls": {"ca": v}}, REGISTRY),
     "versions.k3s": at("platform:versions", "k3s"),
     "versions.kubeVip": at("platform:versions", "kubeVip"),
     "storage.openebs.hostpathBasePath": hostpath,
@@ -134,6 +153,9 @@ def check_inert(args: K3sClusterArgs, secrets: render.ConfigSecrets) -> None:
     for node in args.nodes:
         text = render.render_node_config(args, node, secrets)
         assert yaml.safe_load(text) == render.node_config(args, node, secrets)
+    registries = render.registries_yaml(args, secrets)
+    if registries is not None:  # on stdin, like config.yaml: it must load back to exactly the document
+        assert yaml.safe_load(registries) == render.registries_doc(args, secrets)
 
 
 @pytest.fixture(autouse=True)
@@ -148,14 +170,15 @@ def no_canary() -> Any:
 def test_hostile_text_in_any_field_is_rejected_or_inert(field: str, value: str, secret: str) -> None:
     raw = copy.deepcopy(homelab_raw())
     FIELDS[field](raw, value)
-    secret_values = {**SECRETS, "platform:etcdS3SecretKey": secret or "x"}
+    secret_values = {**SECRETS, "platform:etcdS3SecretKey": secret or "x",
+                     **(FIELD_SECRETS[field](secret) if field in FIELD_SECRETS else {})}
     try:
         args = K3sClusterArgs.from_config(parse(raw, secret_values))
     except ConfigError:
         event("rejected by validation")
         return
     event("accepted: checked inert")
-    check_inert(args, render.ConfigSecrets(secret, secret[::-1], secret))
+    check_inert(args, render.ConfigSecrets(secret, secret[::-1], secret, registries=render.registry_credentials(args)))
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
@@ -179,3 +202,18 @@ def test_a_hostile_secret_on_stdin_runs_nothing_on_the_host(tmp_path: Path) -> N
     assert not sb.path("/pwned").exists()
     assert yaml.safe_load(sb.path("/etc/rancher/k3s/config.yaml").read_text())["token"] == hostile_secret
     assert hostile_secret not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("payload", [p for p in PAYLOADS if "\n" not in p and ":" not in p])
+def test_registry_username_and_password_carrying_payloads_stay_inert(payload: str) -> None:
+    """A registry's username (config) and password (secret) are free text: they travel only in
+    registries.yaml on the install step's stdin and load back exactly."""
+    raw = copy.deepcopy(homelab_raw())
+    registry_config(lambda v: {"auth": {"username": v}}, REGISTRY)(raw, "ci" + payload)
+    args = K3sClusterArgs.from_config(parse(raw, {**SECRETS, **FIELD_SECRETS["k3s.registries.configs.auth.username"](
+        "pw" + payload)}))
+    secrets = render.ConfigSecrets("t", "a", None, registries=render.registry_credentials(args))
+    check_inert(args, secrets)
+    auth = render.registries_doc(args, secrets)["configs"][REGISTRY]["auth"]  # type: ignore[index]
+    assert auth == {"username": "ci" + payload, "password": "pw" + payload}
+    assert not any("pw" + payload in str(s) for s in scripts.all_scripts(args).values())
