@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -180,7 +181,27 @@ def parse_registries(k: Reader, secrets: Mapping[str, Secret]) -> tuple[
             continue
         dirs[name] = path
         out.append(parsed)
+    for host, endpoint in port_mismatches(mirrors, out):
+        problems.warn(f'{configs_path}["{host}"]', f"the mirror endpoint {endpoint} is on the same host with another "
+                      f"port: containerd matches configs by host:port, so this entry does not apply to it; name the "
+                      f'entry "{urllib.parse.urlsplit(endpoint).netloc}" if it is meant for that endpoint')
     return mirrors, tuple(sorted(out, key=lambda c: c.host))
+
+
+def port_mismatches(mirrors: tuple[tuple[str, tuple[str, ...]], ...],
+                    configs: list[RegistryConfig]) -> list[tuple[str, str]]:
+    """(config host, endpoint) where a mirror endpoint has the config's host name but another port."""
+    found: list[tuple[str, str]] = []
+    endpoints = sorted({u for _, urls in mirrors for u in urls})
+    for c in configs:
+        if c.host == "*":
+            continue
+        wanted = urllib.parse.urlsplit(f"//{c.host}")
+        for url in endpoints:
+            got = urllib.parse.urlsplit(url)
+            if got.hostname == wanted.hostname and got.netloc != wanted.netloc:
+                found.append((c.host, url))
+    return found
 
 
 def _parse_mirrors(registries: Reader) -> tuple[tuple[str, tuple[str, ...]], ...]:

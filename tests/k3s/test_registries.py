@@ -386,3 +386,13 @@ def test_stdin_without_the_expected_files_is_refused_without_echoing_it(tmp_path
     assert "stdin did not carry this node's config.yaml, registries.yaml and 1 registry client key(s)" in result.stderr
     assert "g" * 64 not in result.stderr + result.stdout
     assert not sb.path("/etc/rancher/k3s/config.yaml").exists()
+
+
+def test_a_config_for_a_mirror_host_on_another_port_is_pointed_out() -> None:
+    raw = registries_raw()
+    raw["platform:k3s"]["registries"]["mirrors"] = {"docker.io": ["https://registry.example.com:5443/v2"]}
+    cfg = parse(raw, credentials())
+    [warning] = [w for w in cfg.warnings if "containerd matches configs by host:port" in w]
+    assert warning.startswith(f'platform:k3s.registries.configs["{REGISTRY}"]')
+    assert 'name the entry "registry.example.com:5443"' in warning
+    assert not [w for w in parse(registries_raw(), credentials()).warnings if "host:port" in w]  # same port: fine
